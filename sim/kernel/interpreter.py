@@ -1,0 +1,91 @@
+"""Runs the programs of a scenario's tasks on the scheduler.
+
+Each op has a handler: a generator that uses the CPU through `Scheduler.work`
+and gives it up through `Scheduler.block`. Every op needs the CPU, even for an
+instant (a process must be running to call anything), so every handler starts
+with a `work` call. Handlers for IPC, synchronisation and pools register
+themselves from their own modules through `Interpreter.handlers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from sim import program as p
+from sim.kernel.clock import Clock
+from sim.kernel.processes import Processes
+from sim.kernel.scheduler import Scheduler
+from sim.kernel.tasks import ProgramError, ProgramExit, Task
+from sim.trace import OutputEvent, TraceSink
+
+Steps = Generator[simpy.Event, Any, Any]
+Handler = Callable[[Task, Any], Steps]
+
+
+class Interpreter:
+    def __init__(
+        self,
+        env: Clock,
+        scheduler: Scheduler,
+        scenario: p.Scenario,
+        sink: TraceSink,
+    ) -> None:
+        self.env = env
+        self.scheduler = scheduler
+        self.scenario = scenario
+        self.sink = sink
+        self.processes = Processes(env, scheduler, scenario, self.run_block)
+        self.handlers: dict[type[p.Op], Handler] = {
+            p.Compute: self._compute,
+            p.Sleep: self._sleep,
+            p.Print: self._print,
+            p.Repeat: self._repeat,
+            p.Exit: self._exit,
+            p.Raise: self._raise,
+            p.Spawn: self.processes.spawn,
+            p.Start: self.processes.start_op,
+            p.Join: self.processes.join,
+            p.Terminate: self.processes.terminate,
+            p.IsAlive: self._is_alive,
+            p.StartThread: self.processes.start_thread,
+        }
+
+    def run_block(self, task: Task, ops: p.Block) -> Steps:
+        handlers = self.handlers
+        for op in ops:
+            handler = handlers.get(type(op))
+            if handler is None:
+                raise ProgramError("NotImplementedError", f"{type(op).__name__} is not modelled")
+            yield from handler(task, op)
+
+    def _compute(self, task: Task, op: p.Compute) -> Steps:
+        yield from self.scheduler.work(task, p.draw(op.duration, task.rng))
+
+    def _sleep(self, task: Task, op: p.Sleep) -> Steps:
+        duration = p.draw(op.duration, task.rng)
+        yield from self.scheduler.work(task, 0)
+        yield from self.scheduler.block(task, "sleep", self.env.timeout(duration))
+
+    def _print(self, task: Task, op: p.Print) -> Steps:
+        yield from self.scheduler.work(task, 0)
+        self.sink.emit(OutputEvent(self.env.now, task.name, op.text))
+
+    def _repeat(self, task: Task, op: p.Repeat) -> Steps:
+        for _ in range(op.times):
+            yield from self.run_block(task, op.body)
+
+    def _exit(self, task: Task, op: p.Exit) -> Steps:
+        yield from self.scheduler.work(task, 0)
+        raise ProgramExit(op.code)
+
+    def _raise(self, task: Task, op: p.Raise) -> Steps:
+        yield from self.scheduler.work(task, 0)
+        raise ProgramError(op.error)
+
+    def _is_alive(self, task: Task, op: p.IsAlive) -> Steps:
+        yield from self.scheduler.work(task, 0)
+        alive = self.processes.is_alive(op.name)
+        self.sink.emit(OutputEvent(self.env.now, task.name, f"is_alive({op.name}) = {alive}"))

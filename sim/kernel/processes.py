@@ -1,0 +1,309 @@
+"""Processes and threads: start, join, terminate, and CPython's exit sequence.
+
+The order of a process's exit is CPython's (Lib/multiprocessing/process.py and
+util.py). The main process: its code ends; its non-daemon threads are joined
+(interpreter shutdown); then multiprocessing's exit function runs finalizers of
+priority >= 0 (a Pool never closed is terminated), SIGTERMs every live daemon
+child (exit code -15), joins every child, and runs the negative-priority
+finalizers (queue feeder threads are joined, so unflushed data holds it up). A
+child process runs the same exit function right after its target returns, and
+joins its non-daemon threads after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from sim import program as p
+from sim.kernel.clock import Clock
+from sim.kernel.scheduler import Scheduler
+from sim.kernel.tasks import Killed, ProgramError, ProgramExit, SimProcess, Task
+from sim.trace import Cause, TaskKind, WarningEvent
+
+Steps = Generator[simpy.Event, Any, Any]
+Body = Callable[[Task], Steps]
+RunBlock = Callable[[Task, p.Block], Steps]
+Finalizer = Callable[[Task], Steps]
+
+
+class Processes:
+    def __init__(
+        self,
+        env: Clock,
+        scheduler: Scheduler,
+        scenario: p.Scenario,
+        run_block: RunBlock,
+    ) -> None:
+        self.env = env
+        self.scheduler = scheduler
+        self.scenario = scenario
+        self.run_block = run_block
+        self.by_name: dict[str, SimProcess] = {}
+        self.threads: dict[str, Task] = {}
+        self._task_names: set[str] = set()
+        self._seq = 0
+        # Finalizers per process, run at exit by priority as CPython's util.Finalize.
+        self.finalizers: dict[int, list[tuple[int, Finalizer]]] = {}
+
+    # --- creating -------------------------------------------------------------
+
+    def _unique(self, name: str) -> str:
+        """Task names are unique in a trace; a second process of the same name
+        (a spawn inside a repeat) gets `#2`, `#3`, ..."""
+        candidate, n = name, 1
+        while candidate in self._task_names:
+            n += 1
+            candidate = f"{name}#{n}"
+        self._task_names.add(candidate)
+        return candidate
+
+    def _new_task(
+        self, name: str, kind: TaskKind, proc: SimProcess, priority: int, daemon: bool = False
+    ) -> Task:
+        self._seq += 1
+        return Task(
+            name,
+            kind,
+            proc,
+            self._seq,
+            priority,
+            p.task_rng(self.scenario.seed, name),
+            self.env.event(),
+            daemon,
+        )
+
+    def start_main(self) -> SimProcess:
+        proc = SimProcess("main", None, False, 0, None, self.env.event(), started=True)
+        self.by_name["main"] = proc
+        task = self._new_task(self._unique("main"), "main", proc, 0)
+        proc.main_task = task
+        self.scheduler.announce(task, None)
+        task.sim_process = self.env.process(
+            self._process_main(task, lambda t: self.run_block(t, self.scenario.main), 0)
+        )
+        return proc
+
+    def create(
+        self, name: str, parent: SimProcess, daemon: bool, priority: int, target: str | None
+    ) -> SimProcess:
+        proc = SimProcess(name, parent, daemon, priority, target, self.env.event())
+        self.by_name[name] = proc
+        return proc
+
+    def start(
+        self,
+        parent: Task,
+        proc: SimProcess,
+        body: Body,
+        kind: TaskKind = "child",
+        arrive_at: int | None = None,
+    ) -> Steps:
+        """Process.start() called by `parent`: the parent pays the call, the child
+        exists (state new) until the start method's latency has passed."""
+        if proc.started:
+            yield from self.scheduler.work(parent, 0)
+            raise ProgramError("AssertionError", "cannot start a process twice")
+        if parent.process.daemon:
+            yield from self.scheduler.work(parent, 0)
+            raise ProgramError(
+                "AssertionError", "daemonic processes are not allowed to have children"
+            )
+        costs = self.scenario.machine.costs
+        yield from self.scheduler.work(parent, costs.start_call_ns)
+        proc.started = True
+        parent.process.children.append(proc)
+        task = self._new_task(self._unique(proc.name), kind, proc, proc.priority)
+        proc.main_task = task
+        self.scheduler.announce(task, parent.name)
+        delay = costs.start_latency_ns[self.scenario.machine.start_method]
+        if arrive_at is not None:
+            delay = max(delay, arrive_at - self.env.now)
+        task.sim_process = self.env.process(self._process_main(task, body, delay))
+
+    def new_thread(
+        self, proc: SimProcess, name: str, kind: TaskKind, body: Body, daemon: bool, parent: str
+    ) -> Task:
+        """A thread of `proc`, ready at once."""
+        task = self._new_task(
+            self._unique(f"{proc.name}.{name}"), kind, proc, proc.priority, daemon
+        )
+        proc.threads.append(task)
+        self.scheduler.announce(task, parent)
+        task.sim_process = self.env.process(self._thread_main(task, body))
+        return task
+
+    def at_exit(self, proc: SimProcess, priority: int, finalizer: Finalizer) -> None:
+        """Run `finalizer` (in the exiting task) when `proc` exits; higher priority first."""
+        self.finalizers.setdefault(id(proc), []).append((priority, finalizer))
+
+    # --- running --------------------------------------------------------------
+
+    def _process_main(self, task: Task, body: Body, delay: int) -> Steps:
+        proc = task.process
+        try:
+            if delay > 0:
+                yield self.env.timeout(delay)
+            code, cause = yield from self._run_target(task, body)
+            if proc.parent is None:
+                yield from self._join_threads(task)
+                yield from self._exit_function(task)
+            else:
+                yield from self._exit_function(task)
+                yield from self._join_threads(task)
+            yield from self.scheduler.work(task, 0)
+        except simpy.Interrupt as interrupt:
+            if isinstance(interrupt.cause, Killed):
+                return  # kill_process recorded the end of every task of the process
+            raise
+        self._finish(proc, code, cause)
+
+    def _run_target(self, task: Task, body: Body) -> Generator[simpy.Event, Any, tuple[int, Cause]]:
+        try:
+            yield from body(task)
+        except ProgramExit as exit_:
+            return exit_.code, "exit"
+        except ProgramError as error:
+            self.scheduler.sink.emit(
+                WarningEvent(self.env.now, task.name, "exception", f"{error} (exit code 1)")
+            )
+            return 1, "exception"
+        return 0, "returned"
+
+    def _thread_main(self, task: Task, body: Body) -> Steps:
+        try:
+            _code, cause = yield from self._run_target(task, body)
+            yield from self.scheduler.work(task, 0)
+        except simpy.Interrupt as interrupt:
+            if isinstance(interrupt.cause, Killed):
+                return
+            raise
+        # A thread has no exit code; an exception ends only the thread.
+        self.scheduler.terminate(task, None, cause)
+
+    def _join_threads(self, task: Task) -> Steps:
+        for thread in task.process.threads:
+            if thread.alive and not thread.daemon:
+                yield from self._wait_for(task, f"join {thread.name}", thread.ended, {thread})
+
+    def _exit_function(self, task: Task) -> Steps:
+        proc = task.process
+        finalizers = sorted(self.finalizers.pop(id(proc), []), key=lambda f: -f[0])
+        for priority, finalizer in finalizers:
+            if priority >= 0:
+                yield from finalizer(task)
+        for child in proc.children:
+            if child.alive and child.daemon:
+                yield from self.scheduler.work(task, 0)
+                self.kill_process(child, "killed_as_daemon")
+        for child in proc.children:
+            if child.alive:
+                yield from self._wait_for(
+                    task, f"join {child.name}", child.ended, set(child.live_tasks())
+                )
+        for priority, finalizer in finalizers:
+            if priority < 0:
+                yield from finalizer(task)
+
+    def _finish(self, proc: SimProcess, code: int, cause: Cause) -> None:
+        """The process's main task exits: daemon threads die with it."""
+        for thread in proc.threads:
+            if thread.alive:
+                self.scheduler.kill(thread, None, "killed_as_daemon")
+        proc.exit_code = code
+        assert proc.main_task is not None
+        self.scheduler.terminate(proc.main_task, code, cause)
+        proc.ended.succeed()
+
+    def kill_process(self, proc: SimProcess, cause: Cause, exit_code: int = -15) -> None:
+        """SIGTERM: every task of the process ends at once; no exit sequence runs
+        (so its own children are orphaned and go on, as on Linux)."""
+        if not proc.alive:
+            return
+        proc.exit_code = exit_code
+        self.finalizers.pop(id(proc), None)
+        for thread in proc.threads:
+            self.scheduler.kill(thread, None, cause)
+        if proc.main_task is not None:
+            self.scheduler.kill(proc.main_task, exit_code, cause)
+        proc.ended.succeed()
+
+    def _wait_for(
+        self,
+        task: Task,
+        reason: str,
+        event: simpy.Event,
+        waits_for: set[Task],
+        timeout: int | None = None,
+    ) -> Steps:
+        if event.triggered:
+            return
+        yield from self.scheduler.work(task, 0)
+        until = event if timeout is None else self.env.any_of([event, self.env.timeout(timeout)])
+        yield from self.scheduler.block(
+            task, reason, until, lambda: {t for t in waits_for if t.alive}
+        )
+
+    # --- the ops ----------------------------------------------------------------
+
+    def spawn(self, task: Task, op: p.Spawn) -> Steps:
+        proc = self.create(op.name, task.process, op.daemon, op.priority, op.target)
+        if op.start:
+            yield from self.start(task, proc, self._target_body(op.target), arrive_at=op.arrive_at)
+        else:
+            yield from self.scheduler.work(task, 0)
+
+    def _target_body(self, target: str) -> Body:
+        body = self.scenario.functions[target].body
+        return lambda t: self.run_block(t, body)
+
+    def start_op(self, task: Task, op: p.Start) -> Steps:
+        proc = self.by_name[op.name]
+        assert proc.target is not None
+        yield from self.start(task, proc, self._target_body(proc.target))
+
+    def join(self, task: Task, op: p.Join) -> Steps:
+        timeout = p.draw(op.timeout, task.rng) if op.timeout is not None else None
+        for name in op.names:
+            thread = self.threads.get(name)
+            if thread is not None:
+                yield from self._wait_for(task, f"join {name}", thread.ended, {thread}, timeout)
+                continue
+            proc = self.by_name.get(name)
+            if proc is None or not proc.started:
+                yield from self.scheduler.work(task, 0)
+                raise ProgramError("AssertionError", f"can only join a started process ({name})")
+            if proc is task.process:
+                yield from self.scheduler.work(task, 0)
+                raise ProgramError("AssertionError", "can only join a child process")
+            yield from self._wait_for(
+                task, f"join {name}", proc.ended, set(proc.live_tasks()), timeout
+            )
+        yield from self.scheduler.work(task, 0)
+
+    def terminate(self, task: Task, op: p.Terminate) -> Steps:
+        yield from self.scheduler.work(task, 0)
+        proc = self.by_name.get(op.name)
+        if proc is None or not proc.started:
+            raise ProgramError(
+                "AttributeError", f"terminate() of {op.name}, which was never started"
+            )
+        if proc is task.process:
+            raise ProgramError("RuntimeError", "a process terminating itself is not modelled")
+        self.kill_process(proc, "terminated")
+
+    def start_thread(self, task: Task, op: p.StartThread) -> Steps:
+        yield from self.scheduler.work(task, 0)
+        thread = self.new_thread(
+            task.process, op.name, "thread", self._target_body(op.target), op.daemon, task.name
+        )
+        self.threads[op.name] = thread
+
+    def is_alive(self, name: str) -> bool:
+        thread = self.threads.get(name)
+        if thread is not None:
+            return thread.alive
+        proc = self.by_name.get(name)
+        return proc is not None and proc.alive

@@ -1,0 +1,281 @@
+"""CPUs, the ready queue and the moves of tasks between states.
+
+The policy decides which ready task runs and for how long; this module carries
+the decisions out on the SimPy clock and records every state change. A task's
+program calls `work(task, ns)` to use the CPU (waiting to be dispatched first when
+it is not running) and `block(task, reason, event)` to give the CPU up until an
+event; preemption and kills reach it as SimPy interrupts with a typed cause.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from sim.kernel.clock import Clock, EndOfInstant
+from sim.kernel.tasks import Killed, Preempted, Task
+from sim.policies import Policy, Why
+from sim.trace import Cause, StateChanged, TaskCreated, TraceSink
+
+Steps = Generator[simpy.Event, Any, Any]
+
+
+class Cpu:
+    __slots__ = ("index", "last", "switching", "task")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.task: Task | None = None  # running, or being switched to
+        self.last: Task | None = None  # the task that ran last (no switch cost to resume it)
+        self.switching = False
+
+
+class Scheduler:
+    def __init__(
+        self,
+        env: Clock,
+        policy: Policy[Any],
+        cpus: int,
+        context_switch_ns: int,
+        sink: TraceSink,
+    ) -> None:
+        self.env = env
+        self.policy = policy
+        self.sink = sink
+        self.cpus = [Cpu(i) for i in range(cpus)]
+        self._idle: list[int] = list(range(cpus))  # sorted: the lowest free CPU is used first
+        self.context_switch_ns = context_switch_ns
+        self.tasks: list[Task] = []
+        self._dispatch_pending = False
+
+    # --- recording ------------------------------------------------------------
+
+    def announce(self, task: Task, parent: str | None) -> None:
+        """Record that `task` exists (state new)."""
+        self.tasks.append(task)
+        self.sink.emit(
+            TaskCreated(
+                self.env.now,
+                task.name,
+                task.kind,
+                task.process.name,
+                parent,
+                task.daemon or (task.kind != "thread" and task.process.daemon),
+            )
+        )
+
+    def _set(
+        self,
+        task: Task,
+        state: Any,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        cause: Cause | None = None,
+    ) -> None:
+        task.state = state
+        cpu = task.cpu.index if state == "running" and task.cpu is not None else None
+        self.sink.emit(StateChanged(self.env.now, task.name, state, cpu, reason, exit_code, cause))
+
+    # --- the ready queue and dispatch -----------------------------------------
+
+    def running(self) -> list[Task]:
+        return [c.task for c in self.cpus if c.task is not None and c.task.state == "running"]
+
+    def make_ready(self, task: Task, why: Why) -> None:
+        """`task` can run: queue it; an idle CPU takes it at the end of this instant,
+        or it preempts a running task if the policy says so."""
+        self._set(task, "ready")
+        self.policy.add(task, self.env.now, why)
+        if len(self.policy) <= len(self._idle):
+            self._dispatch_soon()
+        elif why in ("new", "wake"):
+            running = self.running()
+            for other in running:
+                self._account(other)
+            victim = self.policy.victim(task, running)
+            if victim is not None:
+                self.preempt(victim)
+
+    def _dispatch_soon(self) -> None:
+        """Fill idle CPUs once everything else that happens at this instant has
+        happened, so that tasks arriving together are all in the queue when the
+        policy chooses (three jobs arriving at 0 under SJF: the shortest runs first)."""
+        if self._dispatch_pending:
+            return
+        self._dispatch_pending = True
+        EndOfInstant(self.env).callbacks.append(self._dispatch)
+
+    def _dispatch(self, _event: object = None) -> None:
+        self._dispatch_pending = False
+        while self._idle and len(self.policy):
+            task = self.policy.pick(self.env.now)
+            if task is None:
+                return
+            self._start_on(self.cpus[self._idle.pop(0)], task)
+
+    def _start_on(self, cpu: Cpu, task: Task) -> None:
+        cpu.task = task
+        task.cpu = cpu
+        if self.context_switch_ns and cpu.last is not None and cpu.last is not task:
+            # The CPU is busy switching; the task stays ready until the switch is done.
+            cpu.switching = True
+            self.env.timeout(self.context_switch_ns).callbacks.append(
+                lambda _event: self._switched(cpu, task)
+            )
+        else:
+            self._run(task)
+
+    def _switched(self, cpu: Cpu, task: Task) -> None:
+        if cpu.task is task and cpu.switching:
+            cpu.switching = False
+            self._run(task)
+
+    def _run(self, task: Task) -> None:
+        self._set(task, "running")
+        task.slice_left = self.policy.time_slice(task, self.env.now)
+        task.charged_at = self.env.now
+        if task.wake is not None and not task.wake.triggered:
+            task.wake.succeed()
+
+    def _free(self, task: Task) -> None:
+        """Take `task` off its CPU (it blocks, ends or is preempted) and refill."""
+        cpu = task.cpu
+        if cpu is None:
+            return
+        task.cpu = None
+        cpu.task = None
+        cpu.switching = False
+        cpu.last = task
+        bisect.insort(self._idle, cpu.index)
+
+    def _account(self, task: Task) -> None:
+        """Charge the CPU time `task` used since it was last charged."""
+        ran = self.env.now - task.charged_at
+        if ran <= 0:
+            return
+        task.charged_at = self.env.now
+        task.remaining -= ran
+        task.cpu_time += ran
+        task.burst_ns = task.remaining
+        if task.slice_left is not None:
+            task.slice_left -= ran
+        self.policy.charge(task, ran)
+
+    def preempt(self, task: Task) -> None:
+        """Take the CPU from a running task; it goes back to the ready queue."""
+        self._account(task)
+        self._free(task)
+        self._set(task, "ready")
+        self.policy.add(task, self.env.now, "preempted")
+        if task.in_timer and task.sim_process is not None:
+            task.sim_process.interrupt(Preempted())
+        self._dispatch_soon()
+
+    def _expire(self, task: Task) -> None:
+        """The task's time slice ran out: it goes back to the queue, and keeps the CPU
+        without a switch when the policy picks it again."""
+        self.policy.add(task, self.env.now, "expired")
+        chosen = self.policy.pick(self.env.now)
+        if chosen is task:
+            task.slice_left = self.policy.time_slice(task, self.env.now)
+            return
+        assert chosen is not None
+        cpu = task.cpu
+        assert cpu is not None
+        task.cpu = None
+        cpu.last = task
+        self._set(task, "ready")
+        self._start_on(cpu, chosen)
+
+    # --- what programs call ---------------------------------------------------
+
+    def work(self, task: Task, amount: int) -> Steps:
+        """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
+        dispatched first when the task is not running."""
+        task.remaining = amount
+        if task.state != "running":
+            task.burst_ns = amount
+            if task.state != "ready":
+                self.make_ready(task, "new" if task.state == "new" else "wake")
+            yield from self._await_cpu(task)
+        while task.remaining > 0:
+            run = (
+                task.remaining if task.slice_left is None else min(task.remaining, task.slice_left)
+            )
+            task.in_timer = True
+            try:
+                yield self.env.timeout(run)
+            except simpy.Interrupt as interrupt:
+                if not isinstance(interrupt.cause, Preempted):
+                    raise
+                yield from self._await_cpu(task)
+                continue
+            finally:
+                task.in_timer = False
+            self._account(task)
+            if task.slice_left is not None and task.slice_left <= 0:
+                self._expire(task)
+                if task.remaining > 0:
+                    yield from self._await_cpu(task)
+
+    def _await_cpu(self, task: Task) -> Steps:
+        while task.state != "running":
+            task.wake = self.env.event()
+            try:
+                yield task.wake
+            except simpy.Interrupt as interrupt:
+                if not isinstance(interrupt.cause, Preempted):
+                    raise
+
+    def block(
+        self,
+        task: Task,
+        reason: str,
+        until: simpy.Event,
+        waits_for: Callable[[], set[Task]] | None = None,
+        cancel: Callable[[], None] | None = None,
+    ) -> Steps:
+        """Give the CPU up until `until` fires; returns its value. The task becomes
+        ready on its next `work` call (at the same instant), so the policy sees the
+        burst it is about to run. `cancel` undoes the wait if the task is killed."""
+        self._account(task)
+        self._free(task)
+        task.blocked_reason = reason
+        task.waits_for = waits_for
+        self._set(task, "blocked", reason=reason)
+        self._dispatch_soon()
+        try:
+            return (yield until)
+        except simpy.Interrupt:
+            if cancel is not None:
+                cancel()
+            raise
+        finally:
+            task.blocked_reason = None
+            task.waits_for = None
+
+    def terminate(self, task: Task, exit_code: int | None, cause: Cause) -> None:
+        """The task has ended by itself (it is running: it executed its last step)."""
+        self._account(task)
+        self._free(task)
+        self._set(task, "terminated", exit_code=exit_code, cause=cause)
+        task.ended.succeed()
+        self._dispatch_soon()
+
+    def kill(self, task: Task, exit_code: int | None, cause: Cause) -> None:
+        """End a task from outside, whatever state it is in, and unwind its program."""
+        if not task.alive:
+            return
+        if task.state == "running":
+            self._account(task)
+        if task.state == "ready" and task.cpu is None and task in self.policy.ordered():
+            self.policy.remove(task)
+        self._free(task)
+        self._set(task, "terminated", exit_code=exit_code, cause=cause)
+        task.ended.succeed()
+        if task.sim_process is not None and task.sim_process.is_alive:
+            task.sim_process.interrupt(Killed(cause, exit_code if exit_code is not None else 0))
+        self._dispatch_soon()

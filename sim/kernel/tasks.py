@@ -1,0 +1,139 @@
+"""Simulated tasks (a process's main thread, or a thread) and processes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sim.trace import Cause, TaskKind, TaskState
+
+if TYPE_CHECKING:
+    import simpy
+
+    from sim.kernel.scheduler import Cpu
+
+
+class Preempted:
+    """Interrupt cause: the scheduler took the CPU away; the task is ready again."""
+
+
+@dataclass(frozen=True)
+class Killed:
+    """Interrupt cause: the task's process was killed (SIGTERM); unwind at once."""
+
+    cause: Cause
+    exit_code: int
+
+
+class ProgramExit(Exception):
+    """sys.exit(code) in the simulated program."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class ProgramError(Exception):
+    """An exception raised in the simulated program (a `raise` step, a misuse such
+    as joining a process never started, a timeout with no `on_timeout`)."""
+
+    def __init__(self, error: str, message: str = "") -> None:
+        super().__init__(f"{error}: {message}" if message else error)
+        self.error = error
+
+
+class Task:
+    """What the scheduler schedules. Attributes read by policies: name, seq,
+    priority, burst_ns (see sim.policies.base.Schedulable)."""
+
+    __slots__ = (
+        "blocked_reason",
+        "burst_ns",
+        "charged_at",
+        "cpu",
+        "cpu_time",
+        "daemon",
+        "ended",
+        "in_timer",
+        "kind",
+        "name",
+        "priority",
+        "process",
+        "remaining",
+        "rng",
+        "seq",
+        "sim_process",
+        "slice_left",
+        "state",
+        "waits_for",
+        "wake",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        kind: TaskKind,
+        process: SimProcess,
+        seq: int,
+        priority: int,
+        rng: random.Random,
+        ended: simpy.Event,
+        daemon: bool = False,
+    ) -> None:
+        self.name = name
+        self.kind: TaskKind = kind
+        self.process = process
+        self.seq = seq
+        self.priority = priority
+        self.rng = rng
+        self.daemon = daemon
+        self.state: TaskState = "new"
+        self.cpu: Cpu | None = None
+        self.wake: simpy.Event | None = None
+        self.sim_process: simpy.Process | None = None
+        self.ended = ended  # succeeds when the task has terminated
+        self.remaining = 0  # CPU time left of the current piece of work
+        self.slice_left: int | None = None  # None: may run until it blocks
+        self.charged_at = 0  # when the CPU time it used was last accounted
+        self.in_timer = False  # inside the timeout of a piece of work (interruptible)
+        self.cpu_time = 0
+        self.burst_ns = 0
+        self.blocked_reason: str | None = None
+        # While blocked: the tasks that could end the wait (for the deadlock verdict).
+        self.waits_for: Callable[[], set[Task]] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "terminated"
+
+    def __repr__(self) -> str:
+        return f"Task({self.name}, {self.state})"
+
+
+@dataclass(eq=False)
+class SimProcess:
+    """A simulated OS process: its tasks, its children, its exit status."""
+
+    name: str
+    parent: SimProcess | None
+    daemon: bool
+    priority: int
+    target: str | None  # the function its main thread runs; None for the main process
+    ended: simpy.Event  # succeeds when the process has exited (join returns)
+    started: bool = False
+    main_task: Task | None = None
+    threads: list[Task] = field(default_factory=list)
+    children: list[SimProcess] = field(default_factory=list)
+    exit_code: int | None = None
+    # Objects owned per process, created lazily (a Queue's feeder thread, pools).
+    owned: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alive(self) -> bool:
+        return self.started and self.exit_code is None
+
+    def live_tasks(self) -> list[Task]:
+        tasks = [self.main_task] if self.main_task is not None else []
+        return [t for t in tasks + self.threads if t.alive]

@@ -1,0 +1,525 @@
+"""A scenario as the simulator and the real runner see it: frozen, typed, checked.
+
+`sim.scenario` turns YAML into these objects after validating every key; nothing
+here knows about YAML or pydantic. Durations are integer nanoseconds and sizes
+integer bytes. Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+# --- random durations ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constant:
+    ns: int
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low_ns: int
+    high_ns: int
+
+
+@dataclass(frozen=True)
+class Exponential:
+    mean_ns: int
+
+
+@dataclass(frozen=True)
+class Normal:
+    """A normal distribution truncated at 0 (a negative draw becomes 0)."""
+
+    mean_ns: int
+    std_ns: int
+
+
+Duration: TypeAlias = Constant | Uniform | Exponential | Normal
+
+
+def draw(duration: Duration, rng: random.Random) -> int:
+    """One value in nanoseconds. A constant consumes no randomness, so adding a
+    constant step to a program does not shift the draws of the others."""
+    if isinstance(duration, Constant):
+        return duration.ns
+    if isinstance(duration, Uniform):
+        return round(rng.uniform(duration.low_ns, duration.high_ns))
+    if isinstance(duration, Exponential):
+        return round(rng.expovariate(1.0 / duration.mean_ns)) if duration.mean_ns > 0 else 0
+    return max(0, round(rng.gauss(duration.mean_ns, duration.std_ns)))
+
+
+def mean_ns(duration: Duration) -> int:
+    """The expected value, for estimates made before a value is drawn (SJF)."""
+    if isinstance(duration, Constant):
+        return duration.ns
+    if isinstance(duration, Uniform):
+        return (duration.low_ns + duration.high_ns) // 2
+    if isinstance(duration, Exponential):
+        return duration.mean_ns
+    # Mean of a normal truncated at 0: mu + sigma * pdf(a) / (1 - cdf(a)), a = -mu/sigma.
+    if duration.std_ns == 0:
+        return max(0, duration.mean_ns)
+    a = -duration.mean_ns / duration.std_ns
+    pdf = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+    tail = 0.5 * math.erfc(a / math.sqrt(2))
+    return round(duration.mean_ns + duration.std_ns * pdf / tail) if tail > 0 else 0
+
+
+def task_rng(seed: int, task: str) -> random.Random:
+    """The random stream of one task. Seeding per task (not per run) makes the
+    values a task draws independent of how tasks interleave, so the simulator
+    and a real run of the same scenario draw the same durations."""
+    return random.Random(f"{seed}/{task}")
+
+
+# --- operations ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Op:
+    """One step of a program. `loc` is `file:line:column` of the step in the
+    scenario, for runtime messages; it takes no part in equality."""
+
+    loc: str = field(default="", compare=False)
+
+
+Block: TypeAlias = "tuple[Op, ...]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compute(Op):
+    """Use the CPU for this much CPU time."""
+
+    duration: Duration
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sleep(Op):
+    """Block for this long (time.sleep)."""
+
+    duration: Duration
+
+
+@dataclass(frozen=True, kw_only=True)
+class Print(Op):
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Repeat(Op):
+    times: int
+    body: Block
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exit(Op):
+    """sys.exit(code): the process ends here with this exit code."""
+
+    code: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Raise(Op):
+    """Raise an exception: a process ends with exit code 1, a pool task's error
+    reaches error_callback / get()."""
+
+    error: str = "Exception"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spawn(Op):
+    """Process(name=..., target=..., daemon=...) and, unless `start` is false, start().
+    `arrive_at`, for scheduling exercises, holds the new process back until that
+    absolute time (a job arriving). `priority`: lower is more urgent."""
+
+    name: str
+    target: str
+    daemon: bool = False
+    start: bool = True
+    priority: int = 0
+    arrive_at: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Start(Op):
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Join(Op):
+    """Join processes or threads, in order. A timeout bounds each join."""
+
+    names: tuple[str, ...]
+    timeout: Duration | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Terminate(Op):
+    """p.terminate(): SIGTERM, exit code -15."""
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IsAlive(Op):
+    """Print `is_alive(name) = True|False`, as a program checking on a child would."""
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartThread(Op):
+    """threading.Thread(name=..., target=..., daemon=...).start() in this process."""
+
+    name: str
+    target: str
+    daemon: bool = False
+
+
+# Queue and JoinableQueue. A timeout that expires raises Full/Empty: the
+# `on_timeout` block runs instead when given, otherwise the task exits with 1.
+
+
+@dataclass(frozen=True, kw_only=True)
+class Put(Op):
+    queue: str
+    size: int = 64
+    timeout: Duration | None = None
+    on_timeout: Block | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Get(Op):
+    queue: str
+    timeout: Duration | None = None
+    on_timeout: Block | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskDone(Op):
+    queue: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinQueue(Op):
+    queue: str
+
+
+# Pipe ends (Connection objects).
+
+
+@dataclass(frozen=True, kw_only=True)
+class Send(Op):
+    end: str
+    size: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recv(Op):
+    """recv(); on EOF (the other end closed) `on_eof` runs, otherwise exit 1."""
+
+    end: str
+    on_eof: Block | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Close(Op):
+    end: str
+
+
+# Synchronisation.
+
+
+@dataclass(frozen=True, kw_only=True)
+class Acquire(Op):
+    """Lock, RLock, Semaphore or Condition acquire."""
+
+    obj: str
+    timeout: Duration | None = None
+    on_timeout: Block | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release(Op):
+    obj: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Locked(Op):
+    """`with obj:` — acquire, run the body, release (also when the body exits)."""
+
+    obj: str
+    body: Block
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetEvent(Op):
+    event: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClearEvent(Op):
+    event: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitEvent(Op):
+    event: str
+    timeout: Duration | None = None
+    on_timeout: Block | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wait(Op):
+    """condition.wait() (the condition must be held)."""
+
+    condition: str
+    timeout: Duration | None = None
+    on_timeout: Block | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notify(Op):
+    """condition.notify(n), or notify_all() when `n` is None."""
+
+    condition: str
+    n: int | None = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class BarrierWait(Op):
+    barrier: str
+
+
+# Pool.
+
+MapKind = Literal["map", "map_async", "starmap", "imap", "imap_unordered"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Apply(Op):
+    """pool.apply(func, args): submit and wait for the result."""
+
+    pool: str
+    function: str
+    arg_size: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyAsync(Op):
+    """pool.apply_async(func, args, callback=, error_callback=), `times` times in a
+    row (the reference text's loop of 10,000 submissions). Callbacks name
+    functions run in the parent's result-handler thread."""
+
+    pool: str
+    function: str
+    times: int = 1
+    arg_size: int = 64
+    callback: str | None = None
+    error_callback: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Map(Op):
+    """pool.map / map_async / starmap / imap / imap_unordered over `items` inputs.
+    chunksize None means CPython's default for that call."""
+
+    pool: str
+    function: str
+    items: int
+    kind: MapKind = "map"
+    chunksize: int | None = None
+    arg_size: int = 64
+    callback: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitResults(Op):
+    """Wait for every result of this pool submitted so far (AsyncResult.get())."""
+
+    pool: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolClose(Op):
+    pool: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolJoin(Op):
+    pool: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolTerminate(Op):
+    pool: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithPool(Op):
+    """`with Pool(...) as p:` — the pool is created here and terminated on exit."""
+
+    pool: str
+    body: Block
+
+
+# --- objects ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueDef:
+    name: str
+    maxsize: int = 0
+    joinable: bool = False
+
+
+@dataclass(frozen=True)
+class PipeDef:
+    """Pipe(duplex). `ends` names the two Connections; with duplex false the
+    first end only receives and the second only sends, as in CPython."""
+
+    name: str
+    ends: tuple[str, str]
+    duplex: bool = True
+
+
+@dataclass(frozen=True)
+class LockDef:
+    name: str
+    reentrant: bool = False
+
+
+@dataclass(frozen=True)
+class SemaphoreDef:
+    name: str
+    value: int = 1
+    bounded: bool = False
+
+
+@dataclass(frozen=True)
+class EventDef:
+    name: str
+
+
+@dataclass(frozen=True)
+class ConditionDef:
+    name: str
+
+
+@dataclass(frozen=True)
+class BarrierDef:
+    name: str
+    parties: int
+
+
+@dataclass(frozen=True)
+class PoolDef:
+    """workers None: the machine's CPU count, as CPython's default."""
+
+    name: str
+    workers: int | None = None
+    maxtasksperchild: int | None = None
+
+
+ObjectDef: TypeAlias = (
+    QueueDef | PipeDef | LockDef | SemaphoreDef | EventDef | ConditionDef | BarrierDef | PoolDef
+)
+
+
+# --- functions, machine, scenario -------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    """A target for a process, thread or pool task, or a callback.
+    `result_size`: bytes of the pickled return value (pool results)."""
+
+    name: str
+    body: Block
+    result_size: int = 64
+
+
+PolicyName = Literal["fcfs", "sjf", "srtf", "rr", "priority", "mlfq", "linux"]
+POLICY_NAMES: tuple[PolicyName, ...] = ("fcfs", "sjf", "srtf", "rr", "priority", "mlfq", "linux")
+StartMethod = Literal["fork", "spawn", "forkserver"]
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Parameters of the scheduling policies; each policy reads its own."""
+
+    quantum_ns: int = 10_000_000  # rr; also the time slice of fcfs-like RT runs
+    preemptive: bool = True  # priority
+    mlfq_quanta_ns: tuple[int, ...] = (8_000_000, 16_000_000, 32_000_000)
+    mlfq_boost_ns: int = 100_000_000
+    linux_base_slice_ns: int = 1_400_000  # se.slice measured on this machine kind
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What multiprocessing's machinery costs, in CPU time or latency.
+
+    Defaults are measured on the project's machine kind (see docs/model.md); a
+    calibrated machine profile replaces them."""
+
+    # start() to the child's target running, per start method (latency, mostly in
+    # the child), and the CPU time start() takes in the parent.
+    start_latency_ns: Mapping[StartMethod, int] = field(
+        default_factory=lambda: {"fork": 1_400_000, "spawn": 70_000_000, "forkserver": 18_000_000}
+    )
+    start_call_ns: int = 600_000
+    # Queue: CPU time of put()/get() in the caller; the feeder's pipe write, and the
+    # pickling/copy cost per byte of a message.
+    queue_put_ns: int = 5_000
+    queue_get_ns: int = 10_000
+    feeder_latency_ns: int = 30_000
+    per_byte_ns: float = 0.5
+    # Pipe (Connection): CPU time of send()/recv().
+    pipe_send_ns: int = 8_000
+    pipe_recv_ns: int = 8_000
+    # Pool: per task in the parent (apply_async bookkeeping), per task in the
+    # worker (get the task, run the loop, put the result), per result in the
+    # parent's result handler (before the callback runs).
+    pool_submit_ns: int = 10_000
+    pool_worker_ns: int = 20_000
+    pool_result_ns: int = 10_000
+    # The interpreter's switch interval (sys.getswitchinterval()).
+    gil_switch_interval_ns: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpus: int = 1
+    policy: PolicyName = "linux"
+    settings: PolicySettings = PolicySettings()
+    context_switch_ns: int = 0
+    start_method: StartMethod = "fork"
+    costs: Costs = Costs()
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Comparison levels a scenario exempts itself from, with the reason shown."""
+
+    skip: tuple[Literal["outcome", "order", "timing"], ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    machine: Machine
+    objects: Mapping[str, ObjectDef]
+    functions: Mapping[str, FunctionDef]
+    main: Block
+    compare: CompareSettings = CompareSettings()
+    source: str = ""  # the file it was loaded from
