@@ -16,7 +16,9 @@ import simpy
 
 from sim import program as p
 from sim.kernel.clock import Clock
+from sim.kernel.objects import Objects
 from sim.kernel.processes import Processes
+from sim.kernel.runtime import Runtime
 from sim.kernel.scheduler import Scheduler
 from sim.kernel.tasks import ProgramError, ProgramExit, Task
 from sim.trace import OutputEvent, TraceSink
@@ -38,7 +40,10 @@ class Interpreter:
         self.scenario = scenario
         self.sink = sink
         self.processes = Processes(env, scheduler, scenario, self.run_block)
+        runtime = Runtime(env, scheduler, self.processes, scenario, sink, self.run_block)
+        self.objects = Objects(runtime)
         self.handlers: dict[type[p.Op], Handler] = {
+            **self.objects.handlers(),
             p.Compute: self._compute,
             p.Sleep: self._sleep,
             p.Print: self._print,
@@ -52,6 +57,15 @@ class Interpreter:
             p.IsAlive: self._is_alive,
             p.StartThread: self.processes.start_thread,
         }
+
+    def start(self) -> None:
+        """Start the main process."""
+        self.processes.start_main(self._main_body)
+
+    def _main_body(self, task: Task) -> Steps:
+        for pool in self.objects.pools_created_at_start(self.scenario.main):
+            yield from pool.create(task)
+        yield from self.run_block(task, self.scenario.main)
 
     def run_block(self, task: Task, ops: p.Block) -> Steps:
         handlers = self.handlers

@@ -19,8 +19,11 @@ import simpy
 
 from sim import program as p
 from sim.kernel.clock import Clock
+from sim.kernel.gil import Gil
 from sim.kernel.scheduler import Scheduler
 from sim.kernel.tasks import Killed, ProgramError, ProgramExit, SimProcess, Task
+from sim.kernel.usage import MAIN
+from sim.kernel.waitqueue import WaitQueue
 from sim.trace import Cause, TaskKind, WarningEvent
 
 Steps = Generator[simpy.Event, Any, Any]
@@ -60,8 +63,22 @@ class Processes:
         self._task_names.add(candidate)
         return candidate
 
+    def _new_process(
+        self, name: str, parent: SimProcess | None, daemon: bool, priority: int, target: str | None
+    ) -> SimProcess:
+        proc = SimProcess(name, parent, daemon, priority, target, self.env.event())
+        interval = self.scenario.machine.costs.gil_switch_interval_ns
+        proc.gil = Gil(self.scheduler, WaitQueue(self.env, self.scheduler), interval)
+        return proc
+
     def _new_task(
-        self, name: str, kind: TaskKind, proc: SimProcess, priority: int, daemon: bool = False
+        self,
+        name: str,
+        kind: TaskKind,
+        proc: SimProcess,
+        priority: int,
+        program: str,
+        daemon: bool = False,
     ) -> Task:
         self._seq += 1
         return Task(
@@ -73,23 +90,23 @@ class Processes:
             p.task_rng(self.scenario.seed, name),
             self.env.event(),
             daemon,
+            program,
         )
 
-    def start_main(self) -> SimProcess:
-        proc = SimProcess("main", None, False, 0, None, self.env.event(), started=True)
+    def start_main(self, body: Body) -> SimProcess:
+        proc = self._new_process("main", None, False, 0, None)
+        proc.started = True
         self.by_name["main"] = proc
-        task = self._new_task(self._unique("main"), "main", proc, 0)
+        task = self._new_task(self._unique("main"), "main", proc, 0, MAIN)
         proc.main_task = task
         self.scheduler.announce(task, None)
-        task.sim_process = self.env.process(
-            self._process_main(task, lambda t: self.run_block(t, self.scenario.main), 0)
-        )
+        task.sim_process = self.env.process(self._process_main(task, body, 0))
         return proc
 
     def create(
         self, name: str, parent: SimProcess, daemon: bool, priority: int, target: str | None
     ) -> SimProcess:
-        proc = SimProcess(name, parent, daemon, priority, target, self.env.event())
+        proc = self._new_process(name, parent, daemon, priority, target)
         self.by_name[name] = proc
         return proc
 
@@ -100,6 +117,7 @@ class Processes:
         body: Body,
         kind: TaskKind = "child",
         arrive_at: int | None = None,
+        program: str = "",
     ) -> Steps:
         """Process.start() called by `parent`: the parent pays the call, the child
         exists (state new) until the start method's latency has passed."""
@@ -115,7 +133,7 @@ class Processes:
         yield from self.scheduler.work(parent, costs.start_call_ns)
         proc.started = True
         parent.process.children.append(proc)
-        task = self._new_task(self._unique(proc.name), kind, proc, proc.priority)
+        task = self._new_task(self._unique(proc.name), kind, proc, proc.priority, program)
         proc.main_task = task
         self.scheduler.announce(task, parent.name)
         delay = costs.start_latency_ns[self.scenario.machine.start_method]
@@ -124,12 +142,18 @@ class Processes:
         task.sim_process = self.env.process(self._process_main(task, body, delay))
 
     def new_thread(
-        self, proc: SimProcess, name: str, kind: TaskKind, body: Body, daemon: bool, parent: str
+        self,
+        proc: SimProcess,
+        name: str,
+        kind: TaskKind,
+        body: Body,
+        daemon: bool,
+        parent: str,
+        program: str,
     ) -> Task:
         """A thread of `proc`, ready at once."""
-        task = self._new_task(
-            self._unique(f"{proc.name}.{name}"), kind, proc, proc.priority, daemon
-        )
+        full_name = self._unique(f"{proc.name}.{name}")
+        task = self._new_task(full_name, kind, proc, proc.priority, program, daemon)
         proc.threads.append(task)
         self.scheduler.announce(task, parent)
         task.sim_process = self.env.process(self._thread_main(task, body))
@@ -251,7 +275,8 @@ class Processes:
     def spawn(self, task: Task, op: p.Spawn) -> Steps:
         proc = self.create(op.name, task.process, op.daemon, op.priority, op.target)
         if op.start:
-            yield from self.start(task, proc, self._target_body(op.target), arrive_at=op.arrive_at)
+            body = self._target_body(op.target)
+            yield from self.start(task, proc, body, arrive_at=op.arrive_at, program=op.target)
         else:
             yield from self.scheduler.work(task, 0)
 
@@ -262,7 +287,7 @@ class Processes:
     def start_op(self, task: Task, op: p.Start) -> Steps:
         proc = self.by_name[op.name]
         assert proc.target is not None
-        yield from self.start(task, proc, self._target_body(proc.target))
+        yield from self.start(task, proc, self._target_body(proc.target), program=proc.target)
 
     def join(self, task: Task, op: p.Join) -> Steps:
         timeout = p.draw(op.timeout, task.rng) if op.timeout is not None else None
@@ -296,8 +321,9 @@ class Processes:
 
     def start_thread(self, task: Task, op: p.StartThread) -> Steps:
         yield from self.scheduler.work(task, 0)
+        body = self._target_body(op.target)
         thread = self.new_thread(
-            task.process, op.name, "thread", self._target_body(op.target), op.daemon, task.name
+            task.process, op.name, "thread", body, op.daemon, task.name, op.target
         )
         self.threads[op.name] = thread
 

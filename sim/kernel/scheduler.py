@@ -16,6 +16,7 @@ from typing import Any
 import simpy
 
 from sim.kernel.clock import Clock, EndOfInstant
+from sim.kernel.gil import DropGil
 from sim.kernel.tasks import Killed, Preempted, Task
 from sim.policies import Policy, Why
 from sim.trace import Cause, StateChanged, TaskCreated, TraceSink
@@ -50,6 +51,7 @@ class Scheduler:
         self.context_switch_ns = context_switch_ns
         self.tasks: list[Task] = []
         self._dispatch_pending = False
+        self.last_change = 0  # when a task last changed state: the run's end
 
     # --- recording ------------------------------------------------------------
 
@@ -76,6 +78,7 @@ class Scheduler:
         cause: Cause | None = None,
     ) -> None:
         task.state = state
+        self.last_change = self.env.now
         cpu = task.cpu.index if state == "running" and task.cpu is not None else None
         self.sink.emit(StateChanged(self.env.now, task.name, state, cpu, reason, exit_code, cause))
 
@@ -194,13 +197,13 @@ class Scheduler:
 
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
-        dispatched first when the task is not running."""
-        task.remaining = amount
+        dispatched first when the task is not running, and for its process's GIL."""
         if task.state != "running":
-            task.burst_ns = amount
-            if task.state != "ready":
-                self.make_ready(task, "new" if task.state == "new" else "wake")
-            yield from self._await_cpu(task)
+            yield from self._get_cpu(task, amount)
+        gil = task.process.gil
+        if gil is not None and (gil.holder is not task or gil.drop_requested):
+            yield from self._hold_gil(task, amount)
+        task.remaining = amount
         while task.remaining > 0:
             run = (
                 task.remaining if task.slice_left is None else min(task.remaining, task.slice_left)
@@ -209,9 +212,13 @@ class Scheduler:
             try:
                 yield self.env.timeout(run)
             except simpy.Interrupt as interrupt:
-                if not isinstance(interrupt.cause, Preempted):
+                if isinstance(interrupt.cause, Preempted):
+                    yield from self._await_cpu(task)
+                elif isinstance(interrupt.cause, DropGil):
+                    self._account(task)
+                    yield from self._hold_gil(task, task.remaining)
+                else:
                     raise
-                yield from self._await_cpu(task)
                 continue
             finally:
                 task.in_timer = False
@@ -221,13 +228,32 @@ class Scheduler:
                 if task.remaining > 0:
                     yield from self._await_cpu(task)
 
+    def _get_cpu(self, task: Task, burst: int) -> Steps:
+        task.burst_ns = burst
+        if task.state != "ready":
+            self.make_ready(task, "new" if task.state == "new" else "wake")
+        yield from self._await_cpu(task)
+
+    def _hold_gil(self, task: Task, burst: int) -> Steps:
+        """Get the GIL (dropping it first if asked to), then the CPU again if the
+        wait for the GIL took it away."""
+        gil = task.process.gil
+        assert gil is not None
+        if gil.holder is task and gil.drop_requested:
+            remaining = task.remaining
+            gil.release(task)
+            task.remaining = remaining
+        yield from gil.acquire(task)
+        if task.state != "running":
+            yield from self._get_cpu(task, burst)
+
     def _await_cpu(self, task: Task) -> Steps:
         while task.state != "running":
             task.wake = self.env.event()
             try:
                 yield task.wake
             except simpy.Interrupt as interrupt:
-                if not isinstance(interrupt.cause, Preempted):
+                if not isinstance(interrupt.cause, Preempted | DropGil):
                     raise
 
     def block(
@@ -241,8 +267,13 @@ class Scheduler:
         """Give the CPU up until `until` fires; returns its value. The task becomes
         ready on its next `work` call (at the same instant), so the policy sees the
         burst it is about to run. `cancel` undoes the wait if the task is killed."""
+        if task.state != "running":
+            # Calling anything takes the CPU, even right after waking from a wait.
+            yield from self.work(task, 0)
         self._account(task)
         self._free(task)
+        if task.process.gil is not None:
+            task.process.gil.release(task)
         task.blocked_reason = reason
         task.waits_for = waits_for
         self._set(task, "blocked", reason=reason)
@@ -261,6 +292,8 @@ class Scheduler:
         """The task has ended by itself (it is running: it executed its last step)."""
         self._account(task)
         self._free(task)
+        if task.process.gil is not None:
+            task.process.gil.release(task)
         self._set(task, "terminated", exit_code=exit_code, cause=cause)
         task.ended.succeed()
         self._dispatch_soon()
@@ -274,8 +307,11 @@ class Scheduler:
         if task.state == "ready" and task.cpu is None and task in self.policy.ordered():
             self.policy.remove(task)
         self._free(task)
+        if task.process.gil is not None:
+            task.process.gil.release(task)
         self._set(task, "terminated", exit_code=exit_code, cause=cause)
         task.ended.succeed()
-        if task.sim_process is not None and task.sim_process.is_alive:
-            task.sim_process.interrupt(Killed(cause, exit_code if exit_code is not None else 0))
+        process = task.sim_process
+        if process is not None and process.is_alive and process is not self.env.active_process:
+            process.interrupt(Killed(cause, exit_code if exit_code is not None else 0))
         self._dispatch_soon()

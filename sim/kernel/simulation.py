@@ -57,11 +57,13 @@ def simulate(scenario: Scenario, sink: TraceSink) -> SimResult:
         sink,
     )
     interpreter = Interpreter(env, scheduler, scenario, sink)
-    interpreter.processes.start_main()
+    interpreter.start()
     # Runs until no event is left: every task has ended, or those left wait for
     # something that can no longer happen.
     env.run()
-    now = env.now
+    # The clock may have run on past the last state change (a GIL timer that
+    # found nothing to do): the run ended with the last change.
+    now = scheduler.last_change
     blocked = deadlock.blocked_tasks(scheduler.tasks)
     if blocked:
         cycle = deadlock.wait_cycle(scheduler.tasks)

@@ -12,6 +12,7 @@ from sim.trace import Cause, TaskKind, TaskState
 if TYPE_CHECKING:
     import simpy
 
+    from sim.kernel.gil import Gil
     from sim.kernel.scheduler import Cpu
 
 
@@ -58,9 +59,11 @@ class Task:
         "ended",
         "in_timer",
         "kind",
+        "locks_held",
         "name",
         "priority",
         "process",
+        "program",
         "remaining",
         "rng",
         "seq",
@@ -81,8 +84,10 @@ class Task:
         rng: random.Random,
         ended: simpy.Event,
         daemon: bool = False,
+        program: str = "",
     ) -> None:
         self.name = name
+        self.program = program  # the function it runs, for sim.kernel.usage
         self.kind: TaskKind = kind
         self.process = process
         self.seq = seq
@@ -98,6 +103,7 @@ class Task:
         self.slice_left: int | None = None  # None: may run until it blocks
         self.charged_at = 0  # when the CPU time it used was last accounted
         self.in_timer = False  # inside the timeout of a piece of work (interruptible)
+        self.locks_held = 0  # locks and semaphores held, for the pipe race check
         self.cpu_time = 0
         self.burst_ns = 0
         self.blocked_reason: str | None = None
@@ -127,6 +133,7 @@ class SimProcess:
     threads: list[Task] = field(default_factory=list)
     children: list[SimProcess] = field(default_factory=list)
     exit_code: int | None = None
+    gil: Gil | None = None
     # Objects owned per process, created lazily (a Queue's feeder thread, pools).
     owned: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,77 @@
+"""The GIL of one simulated process: at most one of its threads runs Python.
+
+As in CPython 3.2+: a thread that wants the GIL while another holds it waits on
+it (blocked, as the kernel sees a futex wait), and after the switch interval (5 ms
+by default) with no switch it asks the holder to drop it; the holder drops it at
+its next check (at once in the model, or when it next runs if it is not on a
+CPU) and the GIL goes to the longest waiter (FORCE_SWITCHING). A thread that
+blocks in a system call (sleep, a pipe read, a lock wait) releases the GIL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+if TYPE_CHECKING:
+    from sim.kernel.scheduler import Scheduler
+    from sim.kernel.tasks import Task
+    from sim.kernel.waitqueue import WaitQueue
+
+
+class DropGil:
+    """Interrupt cause: the holder must drop the GIL (another thread asked)."""
+
+
+class Gil:
+    def __init__(self, scheduler: Scheduler, waiters: WaitQueue, interval_ns: int) -> None:
+        self.scheduler = scheduler
+        self.waiters = waiters
+        self.interval_ns = interval_ns
+        self.holder: Task | None = None
+        self.drop_requested = False
+        self._switches = 0  # counts hand-overs, to tell whether one happened meanwhile
+        self._timer_armed = False
+
+    def acquire(self, task: Task) -> Generator[simpy.Event, Any, None]:
+        """Take the GIL, waiting for it if another thread holds it. On return the
+        task holds it; it may have blocked meanwhile (and so not be running)."""
+        while self.holder is not None and self.holder is not task:
+            self._arm()
+            yield from self.waiters.wait(task, "gil", self._holders)
+        self.holder = task
+
+    def _holders(self) -> set[Task]:
+        return {self.holder} if self.holder is not None and self.holder.alive else set()
+
+    def release(self, task: Task) -> None:
+        if self.holder is not task:
+            return
+        self.drop_requested = False
+        self.holder = self.waiters.wake_one()
+        if self.holder is not None:
+            self._switches += 1
+            if len(self.waiters):
+                self._arm()
+
+    def _arm(self) -> None:
+        if self._timer_armed:
+            return
+        self._timer_armed = True
+        switches = self._switches
+        env = self.scheduler.env
+        env.timeout(self.interval_ns).callbacks.append(lambda _e: self._expired(switches))
+
+    def _expired(self, switches: int) -> None:
+        self._timer_armed = False
+        if not len(self.waiters) or self.holder is None:
+            return
+        if switches != self._switches:
+            self._arm()  # a switch happened meanwhile: the new holder gets its interval
+            return
+        self.drop_requested = True
+        holder = self.holder
+        if holder.in_timer and holder.sim_process is not None:
+            holder.sim_process.interrupt(DropGil())

@@ -1,0 +1,253 @@
+"""multiprocessing.Queue, JoinableQueue and SimpleQueue.
+
+A Queue is an OS pipe, a reader lock, a writer lock and, when bounded, a
+semaphore of `maxsize` (Lib/multiprocessing/queues.py). `put` blocks only on the
+semaphore; otherwise it appends to a buffer in the putting process and wakes
+that process's feeder thread (started at its first put), which pickles the item
+and writes it to the pipe under the writer lock, blocking while the pipe is
+full. So `put` returns at once and the item reaches readers a little later. `get`
+takes the reader lock, blocks reading the pipe, releases the semaphore and
+unpickles. At exit a process closes its feeders (finalizer priority 10) and
+joins them (priority -5): data still unwritten holds the process up.
+
+SimpleQueue (used inside Pool) has no feeder: `put` pickles and writes in the
+caller under the writer lock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from sim import program as p
+from sim.kernel.channel import Channel, Message
+from sim.kernel.runtime import Runtime
+from sim.kernel.tasks import ProgramError, SimProcess, Task
+from sim.kernel.waitqueue import WaitQueue
+from sim.trace import MessageEvent, WarningEvent
+
+Steps = Generator[simpy.Event, Any, Any]
+
+
+class Mutex:
+    """A lock between processes that the model takes without a scenario name
+    (a queue's reader and writer locks)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.env = rt.env
+        self.owner: Task | None = None
+        self.waiters = WaitQueue(rt.env, rt.scheduler)
+
+    def acquire(
+        self, task: Task, reason: str, timeout: int | None = None
+    ) -> Generator[simpy.Event, Any, bool]:
+        deadline = None if timeout is None else self.env.now + timeout
+        while self.owner is not None:
+            left = None if deadline is None else max(0, deadline - self.env.now)
+            woken = yield from self.waiters.wait(task, reason, self._owners, left)
+            if not woken:
+                return False
+        self.owner = task
+        return True
+
+    def _owners(self) -> set[Task]:
+        return {self.owner} if self.owner is not None and self.owner.alive else set()
+
+    def release(self) -> None:
+        self.owner = None
+        self.waiters.wake_one()
+
+
+@dataclass(eq=False)
+class Feeder:
+    task: Task | None = None
+    buffer: deque[Message] = field(default_factory=deque)
+    closed: bool = False
+    idle: WaitQueue | None = None
+
+
+class SimQueue:
+    def __init__(self, rt: Runtime, definition: p.QueueDef) -> None:
+        self.rt = rt
+        self.name = definition.name
+        self.joinable = definition.joinable
+        self.channel = Channel(rt.env, rt.scheduler, socket=False)
+        self.free_slots: int | None = definition.maxsize if definition.maxsize > 0 else None
+        self.putters = WaitQueue(rt.env, rt.scheduler)
+        self.rlock = Mutex(rt)
+        self.wlock = Mutex(rt)
+        self.unfinished = 0
+        self.joiners = WaitQueue(rt.env, rt.scheduler)
+        self.feeders: dict[int, Feeder] = {}
+        rt.usage.declare(self._feeder_program, frozenset({("put", self.name)}))
+        self._getters = rt.able_to(("get", self.name))
+        self._writers = rt.able_to(("put", self.name))
+
+    @property
+    def _feeder_program(self) -> str:
+        return f"<feeder {self.name}>"
+
+    def put(self, task: Task, op: p.Put) -> Steps:
+        rt = self.rt
+        yield from rt.scheduler.work(task, rt.costs.queue_put_ns)
+        if self.free_slots is not None:
+            timeout = rt.timeout_of(task, op.timeout)
+            while self.free_slots == 0:
+                woken = yield from self.putters.wait(
+                    task, f"{self.name}.put", self._getters, timeout
+                )
+                if not woken:
+                    yield from rt.on_timeout(task, op.on_timeout, "queue.Full")
+                    return
+                yield from rt.scheduler.work(task, 0)
+            self.free_slots -= 1
+        message = Message(rt.next_message_id(), op.size)
+        rt.sink.emit(MessageEvent(rt.env.now, task.name, "put", self.name, message.msg, op.size))
+        if self.joinable:
+            self.unfinished += 1
+        feeder = self._feeder_of(task)
+        feeder.buffer.append(message)
+        assert feeder.idle is not None
+        feeder.idle.wake_one()
+
+    def _feeder_of(self, task: Task) -> Feeder:
+        proc = task.process
+        feeder = self.feeders.get(id(proc))
+        if feeder is not None:
+            return feeder
+        rt = self.rt
+        feeder = Feeder(idle=WaitQueue(rt.env, rt.scheduler))
+        self.feeders[id(proc)] = feeder
+        feeder.task = rt.processes.new_thread(
+            proc,
+            f"{self.name}.feeder",
+            "feeder",
+            lambda t: self._feed(t, feeder),
+            True,
+            task.name,
+            self._feeder_program,
+        )
+        rt.processes.at_exit(proc, 10, lambda _t: self._close_feeder(feeder))
+        rt.processes.at_exit(proc, -5, lambda t: self._join_feeder(t, feeder))
+        return feeder
+
+    def _feed(self, task: Task, feeder: Feeder) -> Steps:
+        rt = self.rt
+        assert feeder.idle is not None
+        owner = task.process
+        while True:
+            while not feeder.buffer:
+                if feeder.closed:
+                    return
+                yield from feeder.idle.wait(task, f"{self.name}.feeder", lambda: _tasks_of(owner))
+            message = feeder.buffer.popleft()
+            yield from rt.scheduler.work(
+                task, rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
+            )
+            yield from self.wlock.acquire(task, f"{self.name}.wlock")
+            yield from self.channel.write(task, message, f"{self.name}.write", self._getters)
+            self.wlock.release()
+
+    def _close_feeder(self, feeder: Feeder) -> Steps:
+        feeder.closed = True
+        assert feeder.idle is not None
+        feeder.idle.wake_one()
+        yield from ()
+
+    def _join_feeder(self, task: Task, feeder: Feeder) -> Steps:
+        thread = feeder.task
+        if thread is None or not thread.alive:
+            return
+        yield from self.rt.scheduler.work(task, 0)
+        yield from self.rt.scheduler.block(
+            task, f"join {thread.name}", thread.ended, lambda: {thread} if thread.alive else set()
+        )
+
+    def get(self, task: Task, op: p.Get) -> Steps:
+        rt = self.rt
+        yield from rt.scheduler.work(task, rt.costs.queue_get_ns)
+        timeout = rt.timeout_of(task, op.timeout)
+        started = rt.env.now
+        reason = f"{self.name}.get"
+        if not (yield from self.rlock.acquire(task, reason, timeout)):
+            yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
+            return
+        left = None if timeout is None else max(0, timeout - (rt.env.now - started))
+        message = yield from self.channel.read(task, reason, self._writers, left)
+        self.rlock.release()
+        if message is None:
+            yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
+            return
+        if self.free_slots is not None:
+            self.free_slots += 1
+            self.putters.wake_one()
+        yield from rt.scheduler.work(task, rt.pickle_ns(message.size))
+        rt.sink.emit(
+            MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
+        )
+
+    def task_done(self, task: Task, op: p.TaskDone) -> Steps:
+        yield from self.rt.scheduler.work(task, 0)
+        if self.unfinished <= 0:
+            text = f"task_done() on {self.name} called more times than items were put"
+            self.rt.sink.emit(WarningEvent(self.rt.env.now, task.name, "task_done", text))
+            raise ProgramError("ValueError", "task_done() called too many times")
+        self.unfinished -= 1
+        if self.unfinished == 0:
+            self.joiners.wake_all()
+
+    def join(self, task: Task, op: p.JoinQueue) -> Steps:
+        yield from self.rt.scheduler.work(task, 0)
+        waits_for = self.rt.able_to(("task_done", self.name))
+        while self.unfinished > 0:
+            yield from self.joiners.wait(task, f"{self.name}.join", waits_for)
+            yield from self.rt.scheduler.work(task, 0)
+
+
+def _tasks_of(proc: SimProcess) -> set[Task]:
+    return set(proc.live_tasks())
+
+
+class SimpleQueue:
+    """multiprocessing.SimpleQueue: a pipe with a reader and a writer lock; the
+    caller pickles and writes itself. `on_message` lets the owner trace the
+    message under its own name (a pool's task and result queues)."""
+
+    def __init__(self, rt: Runtime, name: str, writers: Callable[[], set[Task]]) -> None:
+        self.rt = rt
+        self.name = name
+        self.channel = Channel(rt.env, rt.scheduler, socket=False)
+        self.rlock = Mutex(rt)
+        self.wlock = Mutex(rt)
+        self._writers = writers
+        self._readers: Callable[[], set[Task]] = set
+
+    def set_readers(self, readers: Callable[[], set[Task]]) -> None:
+        self._readers = readers
+
+    def put(self, task: Task, message: Message, cost_ns: int) -> Steps:
+        rt = self.rt
+        yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
+        yield from self.wlock.acquire(task, f"{self.name}.wlock")
+        yield from self.channel.write(task, message, f"{self.name}.write", self._readers)
+        self.wlock.release()
+        rt.sink.emit(
+            MessageEvent(rt.env.now, task.name, "put", self.name, message.msg, message.size)
+        )
+
+    def get(self, task: Task, reason: str, cost_ns: int) -> Generator[simpy.Event, Any, Message]:
+        rt = self.rt
+        yield from rt.scheduler.work(task, cost_ns)
+        yield from self.rlock.acquire(task, reason)
+        message = yield from self.channel.read(task, reason, self._writers)
+        self.rlock.release()
+        assert message is not None, "a pool queue is never closed for writing"
+        yield from rt.scheduler.work(task, rt.pickle_ns(message.size))
+        rt.sink.emit(
+            MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
+        )
+        return message

@@ -1,0 +1,70 @@
+"""Tasks blocked on one condition of an object, woken in FIFO order."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+if TYPE_CHECKING:
+    from sim.kernel.clock import Clock
+    from sim.kernel.scheduler import Scheduler
+    from sim.kernel.tasks import Task
+
+Steps = Generator[simpy.Event, Any, Any]
+
+TIMED_OUT = object()
+
+
+class WaitQueue:
+    def __init__(self, env: Clock, scheduler: Scheduler) -> None:
+        self.env = env
+        self.scheduler = scheduler
+        self._waiters: deque[tuple[Task, simpy.Event]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    def tasks(self) -> list[Task]:
+        return [task for task, _ in self._waiters]
+
+    def wait(
+        self,
+        task: Task,
+        reason: str,
+        waits_for: Callable[[], set[Task]] | None = None,
+        timeout: int | None = None,
+    ) -> Generator[simpy.Event, Any, bool]:
+        """Block until woken (True) or until `timeout` ns have passed (False)."""
+        event = self.env.event()
+        entry = (task, event)
+        self._waiters.append(entry)
+
+        def cancel() -> None:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+        if timeout is not None:
+
+            def expire(_event: simpy.Event) -> None:
+                if not event.triggered:
+                    cancel()
+                    event.succeed(TIMED_OUT)
+
+            self.env.timeout(timeout).callbacks.append(expire)
+        value = yield from self.scheduler.block(task, reason, event, waits_for, cancel)
+        return value is not TIMED_OUT
+
+    def wake_one(self) -> Task | None:
+        while self._waiters:
+            task, event = self._waiters.popleft()
+            if not event.triggered:
+                event.succeed(True)
+                return task
+        return None
+
+    def wake_all(self) -> None:
+        while self.wake_one() is not None:
+            pass
