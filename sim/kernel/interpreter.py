@@ -9,7 +9,8 @@ themselves from their own modules through `Interpreter.handlers`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from itertools import chain, repeat
 from typing import Any
 
 import simpy
@@ -44,10 +45,8 @@ class Interpreter:
         self.objects = Objects(runtime)
         self.handlers: dict[type[p.Op], Handler] = {
             **self.objects.handlers(),
-            p.Compute: self._compute,
             p.Sleep: self._sleep,
             p.Print: self._print,
-            p.Repeat: self._repeat,
             p.Exit: self._exit,
             p.Raise: self._raise,
             p.Spawn: self.processes.spawn,
@@ -68,15 +67,43 @@ class Interpreter:
         yield from self.run_block(task, self.scenario.main)
 
     def run_block(self, task: Task, ops: p.Block) -> Steps:
+        """Run `ops` in `task`. Repeats are unrolled into a stack of iterators
+        rather than nested generators: every SimPy resume passes through each
+        generator frame in the chain, so a flat chain keeps each step cheap."""
         handlers = self.handlers
-        for op in ops:
-            handler = handlers.get(type(op))
-            if handler is None:
-                raise ProgramError("NotImplementedError", f"{type(op).__name__} is not modelled")
-            yield from handler(task, op)
-
-    def _compute(self, task: Task, op: p.Compute) -> Steps:
-        yield from self.scheduler.work(task, p.draw(op.duration, task.rng))
+        scheduler = self.scheduler
+        draw = p.draw
+        stack: list[Iterator[p.Op]] = [iter(ops)]
+        while stack:
+            op = next(stack[-1], None)
+            if op is None:
+                stack.pop()
+                continue
+            kind = type(op)
+            # The type checks above are by identity, which mypy does not narrow on;
+            # isinstance would cost a call per step on the hottest path.
+            if kind is p.Compute:
+                duration = op.duration  # type: ignore[attr-defined]
+                amount = duration.ns if type(duration) is p.Constant else draw(duration, task.rng)
+                timeout = scheduler.quick_work(task, amount)
+                if timeout is None:
+                    yield from scheduler.work(task, amount)
+                    continue
+                try:
+                    yield timeout
+                except simpy.Interrupt as interrupt:
+                    yield from scheduler.resume_work(task, interrupt)
+                else:
+                    task.in_timer = False
+                    scheduler.account(task)
+            elif kind is p.Repeat:
+                body = op.body  # type: ignore[attr-defined]
+                stack.append(chain.from_iterable(repeat(body, op.times)))  # type: ignore[attr-defined]
+            else:
+                handler = handlers.get(kind)
+                if handler is None:
+                    raise ProgramError("NotImplementedError", f"{kind.__name__} is not modelled")
+                yield from handler(task, op)
 
     def _sleep(self, task: Task, op: p.Sleep) -> Steps:
         duration = p.draw(op.duration, task.rng)
@@ -86,10 +113,6 @@ class Interpreter:
     def _print(self, task: Task, op: p.Print) -> Steps:
         yield from self.scheduler.work(task, 0)
         self.sink.emit(OutputEvent(self.env.now, task.name, op.text))
-
-    def _repeat(self, task: Task, op: p.Repeat) -> Steps:
-        for _ in range(op.times):
-            yield from self.run_block(task, op.body)
 
     def _exit(self, task: Task, op: p.Exit) -> Steps:
         yield from self.scheduler.work(task, 0)

@@ -100,7 +100,7 @@ class Processes:
         task = self._new_task(self._unique("main"), "main", proc, 0, MAIN)
         proc.main_task = task
         self.scheduler.announce(task, None)
-        task.sim_process = self.env.process(self._process_main(task, body, 0))
+        task.sim_process = self.env.process(self._task_main(task, body))
         return proc
 
     def create(
@@ -139,7 +139,7 @@ class Processes:
         delay = costs.start_latency_ns[self.scenario.machine.start_method]
         if arrive_at is not None:
             delay = max(delay, arrive_at - self.env.now)
-        task.sim_process = self.env.process(self._process_main(task, body, delay))
+        task.sim_process = self.env.process(self._task_main(task, body, delay))
 
     def new_thread(
         self,
@@ -156,7 +156,7 @@ class Processes:
         task = self._new_task(full_name, kind, proc, proc.priority, program, daemon)
         proc.threads.append(task)
         self.scheduler.announce(task, parent)
-        task.sim_process = self.env.process(self._thread_main(task, body))
+        task.sim_process = self.env.process(self._task_main(task, body))
         return task
 
     def at_exit(self, proc: SimProcess, priority: int, finalizer: Finalizer) -> None:
@@ -165,47 +165,42 @@ class Processes:
 
     # --- running --------------------------------------------------------------
 
-    def _process_main(self, task: Task, body: Body, delay: int) -> Steps:
+    def _task_main(self, task: Task, body: Body, delay: int = 0) -> Steps:
+        """The life of a task: wait out its start latency, run its target, then,
+        for a process's main thread, CPython's exit sequence. One generator for
+        processes and threads, so each resume passes through as few frames as
+        possible (see Interpreter.run_block)."""
         proc = task.process
+        is_process = task is proc.main_task
         try:
             if delay > 0:
                 yield self.env.timeout(delay)
-            code, cause = yield from self._run_target(task, body)
-            if proc.parent is None:
+            code: int = 0
+            cause: Cause = "returned"
+            try:
+                yield from body(task)
+            except ProgramExit as exit_:
+                code, cause = exit_.code, "exit"
+            except ProgramError as error:
+                text = f"{error} (exit code 1)" if is_process else f"{error} (the thread ends)"
+                self.scheduler.sink.emit(WarningEvent(self.env.now, task.name, "exception", text))
+                code, cause = 1, "exception"
+            if is_process and proc.parent is None:
                 yield from self._join_threads(task)
                 yield from self._exit_function(task)
-            else:
+            elif is_process:
                 yield from self._exit_function(task)
                 yield from self._join_threads(task)
             yield from self.scheduler.work(task, 0)
         except simpy.Interrupt as interrupt:
             if isinstance(interrupt.cause, Killed):
-                return  # kill_process recorded the end of every task of the process
+                return  # whoever killed it recorded its end
             raise
-        self._finish(proc, code, cause)
-
-    def _run_target(self, task: Task, body: Body) -> Generator[simpy.Event, Any, tuple[int, Cause]]:
-        try:
-            yield from body(task)
-        except ProgramExit as exit_:
-            return exit_.code, "exit"
-        except ProgramError as error:
-            self.scheduler.sink.emit(
-                WarningEvent(self.env.now, task.name, "exception", f"{error} (exit code 1)")
-            )
-            return 1, "exception"
-        return 0, "returned"
-
-    def _thread_main(self, task: Task, body: Body) -> Steps:
-        try:
-            _code, cause = yield from self._run_target(task, body)
-            yield from self.scheduler.work(task, 0)
-        except simpy.Interrupt as interrupt:
-            if isinstance(interrupt.cause, Killed):
-                return
-            raise
-        # A thread has no exit code; an exception ends only the thread.
-        self.scheduler.terminate(task, None, cause)
+        if is_process:
+            self._finish(proc, code, cause)
+        else:
+            # A thread has no exit code; an exception ends only the thread.
+            self.scheduler.terminate(task, None, cause)
 
     def _join_threads(self, task: Task) -> Steps:
         for thread in task.process.threads:

@@ -45,6 +45,8 @@ class Scheduler:
     ) -> None:
         self.env = env
         self.policy = policy
+        # Most policies ignore the CPU time used: skip the call on the hot path.
+        self._policy_charges = type(policy).charge is not Policy.charge
         self.sink = sink
         self.cpus = [Cpu(i) for i in range(cpus)]
         self._idle: list[int] = list(range(cpus))  # sorted: the lowest free CPU is used first
@@ -97,7 +99,7 @@ class Scheduler:
         elif why in ("new", "wake"):
             running = self.running()
             for other in running:
-                self._account(other)
+                self.account(other)
             victim = self.policy.victim(task, running)
             if victim is not None:
                 self.preempt(victim)
@@ -154,22 +156,23 @@ class Scheduler:
         cpu.last = task
         bisect.insort(self._idle, cpu.index)
 
-    def _account(self, task: Task) -> None:
+    def account(self, task: Task) -> None:
         """Charge the CPU time `task` used since it was last charged."""
-        ran = self.env.now - task.charged_at
+        now = self.env.now
+        ran = now - task.charged_at
         if ran <= 0:
             return
-        task.charged_at = self.env.now
+        task.charged_at = now
         task.remaining -= ran
-        task.cpu_time += ran
         task.burst_ns = task.remaining
         if task.slice_left is not None:
             task.slice_left -= ran
-        self.policy.charge(task, ran)
+        if self._policy_charges:
+            self.policy.charge(task, ran)
 
     def preempt(self, task: Task) -> None:
         """Take the CPU from a running task; it goes back to the ready queue."""
-        self._account(task)
+        self.account(task)
         self._free(task)
         self._set(task, "ready")
         self.policy.add(task, self.env.now, "preempted")
@@ -204,25 +207,55 @@ class Scheduler:
         if gil is not None and (gil.holder is not task or gil.drop_requested):
             yield from self._hold_gil(task, amount)
         task.remaining = amount
+        yield from self._use_cpu(task)
+
+    def quick_work(self, task: Task, amount: int) -> simpy.Timeout | None:
+        """The common case of `work`, without a generator: when the task runs,
+        holds its GIL and its slice outlasts `amount`, nothing needs deciding, so
+        the caller can yield this timeout itself, then clear `task.in_timer` and
+        call `account` (or `resume_work` with the interrupt if one came).
+        None: use `work`."""
+        if task.state != "running" or amount <= 0:
+            return None
+        gil = task.process.gil
+        if gil is not None and (gil.holder is not task or gil.drop_requested):
+            return None
+        left = task.slice_left
+        if left is not None and left <= amount:
+            return None
+        task.remaining = amount
+        task.in_timer = True
+        return self.env.timeout(amount)
+
+    def resume_work(self, task: Task, interrupt: simpy.Interrupt) -> Steps:
+        """Carry on with the work an interrupt cut short."""
+        task.in_timer = False
+        yield from self._after_interrupt(task, interrupt)
+        yield from self._use_cpu(task)
+
+    def _after_interrupt(self, task: Task, interrupt: simpy.Interrupt) -> Steps:
+        if isinstance(interrupt.cause, Preempted):
+            yield from self._await_cpu(task)
+        elif isinstance(interrupt.cause, DropGil):
+            self.account(task)
+            yield from self._hold_gil(task, task.remaining)
+        else:
+            raise interrupt
+
+    def _use_cpu(self, task: Task) -> Steps:
+        env = self.env
         while task.remaining > 0:
-            run = (
-                task.remaining if task.slice_left is None else min(task.remaining, task.slice_left)
-            )
+            left = task.slice_left
+            run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
-                yield self.env.timeout(run)
+                yield env.timeout(run)
             except simpy.Interrupt as interrupt:
-                if isinstance(interrupt.cause, Preempted):
-                    yield from self._await_cpu(task)
-                elif isinstance(interrupt.cause, DropGil):
-                    self._account(task)
-                    yield from self._hold_gil(task, task.remaining)
-                else:
-                    raise
-                continue
-            finally:
                 task.in_timer = False
-            self._account(task)
+                yield from self._after_interrupt(task, interrupt)
+                continue
+            task.in_timer = False
+            self.account(task)
             if task.slice_left is not None and task.slice_left <= 0:
                 self._expire(task)
                 if task.remaining > 0:
@@ -270,7 +303,7 @@ class Scheduler:
         if task.state != "running":
             # Calling anything takes the CPU, even right after waking from a wait.
             yield from self.work(task, 0)
-        self._account(task)
+        self.account(task)
         self._free(task)
         if task.process.gil is not None:
             task.process.gil.release(task)
@@ -290,7 +323,7 @@ class Scheduler:
 
     def terminate(self, task: Task, exit_code: int | None, cause: Cause) -> None:
         """The task has ended by itself (it is running: it executed its last step)."""
-        self._account(task)
+        self.account(task)
         self._free(task)
         if task.process.gil is not None:
             task.process.gil.release(task)
@@ -303,7 +336,7 @@ class Scheduler:
         if not task.alive:
             return
         if task.state == "running":
-            self._account(task)
+            self.account(task)
         if task.state == "ready" and task.cpu is None and task in self.policy.ordered():
             self.policy.remove(task)
         self._free(task)

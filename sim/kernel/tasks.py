@@ -54,7 +54,6 @@ class Task:
         "burst_ns",
         "charged_at",
         "cpu",
-        "cpu_time",
         "daemon",
         "ended",
         "in_timer",
@@ -104,7 +103,6 @@ class Task:
         self.charged_at = 0  # when the CPU time it used was last accounted
         self.in_timer = False  # inside the timeout of a piece of work (interruptible)
         self.locks_held = 0  # locks and semaphores held, for the pipe race check
-        self.cpu_time = 0
         self.burst_ns = 0
         self.blocked_reason: str | None = None
         # While blocked: the tasks that could end the wait (for the deadlock verdict).

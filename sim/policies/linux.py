@@ -32,6 +32,10 @@ def nice_weight(nice: int) -> float:
     return NICE_0_WEIGHT / (1.25 ** max(-20, min(19, nice)))
 
 
+# Virtual runtime grows by this much per ns of CPU time, per nice value.
+_VRUNTIME_RATE = {nice: NICE_0_WEIGHT / nice_weight(nice) for nice in range(-20, 20)}
+
+
 class Linux(Policy[T]):
     name = "linux"
     description = "approximation of Linux's fair scheduler (virtual runtime, 1.4 ms slice)"
@@ -81,9 +85,8 @@ class Linux(Policy[T]):
         return self.settings.linux_base_slice_ns
 
     def charge(self, task: T, ran_ns: int) -> None:
-        self._vruntime[task.name] = self.vruntime(task) + ran_ns * NICE_0_WEIGHT / nice_weight(
-            task.priority
-        )
+        rate = _VRUNTIME_RATE[max(-20, min(19, task.priority))]
+        self._vruntime[task.name] = self.vruntime(task) + ran_ns * rate
 
     def victim(self, candidate: T, running: Sequence[T]) -> T | None:
         if not running:

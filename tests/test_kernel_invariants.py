@@ -1,0 +1,137 @@
+"""Properties every simulated run must have, over random workloads and every policy."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim import program as p
+from sim.kernel import simulate
+from sim.policies import POLICIES
+from sim.trace import Event, MemorySink, StateChanged
+
+MS = 1_000_000
+ALLOWED = {
+    ("new", "ready"),
+    ("ready", "running"),
+    ("running", "ready"),
+    ("running", "blocked"),
+    ("running", "terminated"),
+    ("blocked", "ready"),
+}
+
+steps = st.one_of(
+    st.builds(lambda d: p.Compute(duration=p.Constant(d)), st.integers(1, 20 * MS)),
+    st.builds(lambda d: p.Sleep(duration=p.Constant(d)), st.integers(0, 10 * MS)),
+)
+programs = st.lists(steps, min_size=1, max_size=5)
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> p.Scenario:
+    bodies = draw(st.lists(programs, min_size=1, max_size=6))
+    functions = {f"f{i}": p.FunctionDef(f"f{i}", tuple(body)) for i, body in enumerate(bodies)}
+    spawns = tuple(
+        p.Spawn(
+            name=f"p{i}",
+            target=f"f{i}",
+            priority=draw(st.integers(-3, 3)),
+            arrive_at=draw(st.one_of(st.none(), st.integers(0, 30 * MS))),
+        )
+        for i in range(len(bodies))
+    )
+    machine = p.Machine(
+        cpus=draw(st.integers(1, 4)),
+        policy=draw(st.sampled_from(sorted(POLICIES))),
+        settings=p.PolicySettings(
+            quantum_ns=draw(st.integers(1, 10)) * MS,
+            preemptive=draw(st.booleans()),
+            mlfq_boost_ns=draw(st.integers(5, 100)) * MS,
+        ),
+        costs=p.Costs(
+            start_latency_ns={"fork": draw(st.integers(0, 2 * MS)), "spawn": 0, "forkserver": 0},
+            start_call_ns=0,
+        ),
+    )
+    main = (*spawns, p.Join(names=tuple(s.name for s in spawns)))
+    return p.Scenario("random", "", draw(st.integers(0, 99)), machine, {}, functions, main)
+
+
+def run(scenario: p.Scenario) -> list[Event]:
+    sink = MemorySink()
+    result = simulate(scenario, sink)
+    assert result.end.status == "complete"
+    return sink.events
+
+
+def states(events: list[Event]) -> list[StateChanged]:
+    return [e for e in events if isinstance(e, StateChanged)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(workloads())
+def test_time_never_goes_backwards(scenario: p.Scenario) -> None:
+    times = [e.t for e in run(scenario)]
+    assert times == sorted(times)
+
+
+@settings(max_examples=150, deadline=None)
+@given(workloads())
+def test_each_task_is_in_one_state_at_a_time(scenario: p.Scenario) -> None:
+    current: dict[str, str] = {}
+    for change in states(run(scenario)):
+        before = current.get(change.task, "new")
+        assert (before, change.state) in ALLOWED, (change.task, before, change.state)
+        current[change.task] = change.state
+    assert set(current.values()) == {"terminated"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(workloads())
+def test_no_cpu_runs_two_tasks_and_cpu_time_matches_compute(scenario: p.Scenario) -> None:
+    on_cpu: dict[int, str] = {}
+    cpu_of: dict[str, int] = {}
+    since: dict[str, int] = {}
+    used: dict[str, int] = defaultdict(int)
+    for change in states(run(scenario)):
+        task = change.task
+        if task in cpu_of:  # leaving the CPU
+            cpu = cpu_of.pop(task)
+            del on_cpu[cpu]
+            used[task] += change.t - since.pop(task)
+        if change.state == "running":
+            assert change.cpu is not None and 0 <= change.cpu < scenario.machine.cpus
+            assert change.cpu not in on_cpu, f"CPU {change.cpu} runs {on_cpu.get(change.cpu)}"
+            on_cpu[change.cpu] = task
+            cpu_of[task] = change.cpu
+            since[task] = change.t
+    for name, function in scenario.functions.items():
+        requested = sum(
+            op.duration.ns
+            for op in function.body
+            if isinstance(op, p.Compute) and isinstance(op.duration, p.Constant)
+        )
+        assert used[f"p{name[1:]}"] == requested
+    assert used["main"] == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(workloads())
+def test_no_cpu_idles_while_a_task_is_ready(scenario: p.Scenario) -> None:
+    """Every policy here is work-conserving. Decisions are taken at the end of an
+    instant, so the check is made between instants."""
+    events = states(run(scenario))
+    ready: set[str] = set()
+    running: set[str] = set()
+    for i, change in enumerate(events):
+        ready.discard(change.task)
+        running.discard(change.task)
+        if change.state == "ready":
+            ready.add(change.task)
+        elif change.state == "running":
+            running.add(change.task)
+        last_of_instant = i + 1 == len(events) or events[i + 1].t > change.t
+        if last_of_instant and ready:
+            assert len(running) == scenario.machine.cpus, (change.t, ready, running)
