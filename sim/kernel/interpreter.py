@@ -72,38 +72,41 @@ class Interpreter:
         generator frame in the chain, so a flat chain keeps each step cheap."""
         handlers = self.handlers
         scheduler = self.scheduler
-        draw = p.draw
+        quick_work, account = scheduler.quick_work, scheduler.account
+        draw, constant, compute, repeat_op = p.draw, p.Constant, p.Compute, p.Repeat
         stack: list[Iterator[p.Op]] = [iter(ops)]
         while stack:
-            op = next(stack[-1], None)
-            if op is None:
-                stack.pop()
-                continue
-            kind = type(op)
-            # The type checks above are by identity, which mypy does not narrow on;
-            # isinstance would cost a call per step on the hottest path.
-            if kind is p.Compute:
-                duration = op.duration  # type: ignore[attr-defined]
-                amount = duration.ns if type(duration) is p.Constant else draw(duration, task.rng)
-                timeout = scheduler.quick_work(task, amount)
-                if timeout is None:
-                    yield from scheduler.work(task, amount)
-                    continue
-                try:
-                    yield timeout
-                except simpy.Interrupt as interrupt:
-                    yield from scheduler.resume_work(task, interrupt)
+            for op in stack[-1]:
+                kind = type(op)
+                # The type checks are by identity, which mypy does not narrow on;
+                # isinstance would cost a call per step on the hottest path.
+                if kind is compute:
+                    duration = op.duration  # type: ignore[attr-defined]
+                    amount = duration.ns if type(duration) is constant else draw(duration, task.rng)
+                    timeout = quick_work(task, amount)
+                    if timeout is None:
+                        yield from scheduler.work(task, amount)
+                        continue
+                    try:
+                        yield timeout
+                    except simpy.Interrupt as interrupt:
+                        yield from scheduler.resume_work(task, interrupt)
+                    else:
+                        task.in_timer = False
+                        account(task)
+                elif kind is repeat_op:
+                    body = op.body  # type: ignore[attr-defined]
+                    stack.append(chain.from_iterable(repeat(body, op.times)))  # type: ignore[attr-defined]
+                    break  # run the repeated body; this loop resumes after it
                 else:
-                    task.in_timer = False
-                    scheduler.account(task)
-            elif kind is p.Repeat:
-                body = op.body  # type: ignore[attr-defined]
-                stack.append(chain.from_iterable(repeat(body, op.times)))  # type: ignore[attr-defined]
+                    handler = handlers.get(kind)
+                    if handler is None:
+                        raise ProgramError(
+                            "NotImplementedError", f"{kind.__name__} is not modelled"
+                        )
+                    yield from handler(task, op)
             else:
-                handler = handlers.get(kind)
-                if handler is None:
-                    raise ProgramError("NotImplementedError", f"{kind.__name__} is not modelled")
-                yield from handler(task, op)
+                stack.pop()
 
     def _sleep(self, task: Task, op: p.Sleep) -> Steps:
         duration = p.draw(op.duration, task.rng)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
+from simpy.events import Timeout
 
 from sim.kernel.clock import Clock, EndOfInstant
 from sim.kernel.gil import DropGil
@@ -53,6 +54,7 @@ class Scheduler:
         self.context_switch_ns = context_switch_ns
         self.tasks: list[Task] = []
         self._dispatch_pending = False
+        self._arrivals: list[Task] = []  # made ready this instant: may preempt
         self.last_change = 0  # when a task last changed state: the run's end
 
     # --- recording ------------------------------------------------------------
@@ -90,24 +92,19 @@ class Scheduler:
         return [c.task for c in self.cpus if c.task is not None and c.task.state == "running"]
 
     def make_ready(self, task: Task, why: Why) -> None:
-        """`task` can run: queue it; an idle CPU takes it at the end of this instant,
-        or it preempts a running task if the policy says so."""
+        """`task` can run: queue it. At the end of this instant an idle CPU takes
+        it, or it preempts a running task if the policy says so."""
         self._set(task, "ready")
         self.policy.add(task, self.env.now, why)
-        if len(self.policy) <= len(self._idle):
-            self._dispatch_soon()
-        elif why in ("new", "wake"):
-            running = self.running()
-            for other in running:
-                self.account(other)
-            victim = self.policy.victim(task, running)
-            if victim is not None:
-                self.preempt(victim)
+        if why in ("new", "wake"):
+            self._arrivals.append(task)
+        self._dispatch_soon()
 
     def _dispatch_soon(self) -> None:
-        """Fill idle CPUs once everything else that happens at this instant has
-        happened, so that tasks arriving together are all in the queue when the
-        policy chooses (three jobs arriving at 0 under SJF: the shortest runs first)."""
+        """Decide once everything else that happens at this instant has happened,
+        so that tasks arriving together are all in the queue when the policy
+        chooses (three jobs arriving at 0 under SJF: the shortest runs first), and
+        a task that an idle CPU will take preempts nobody."""
         if self._dispatch_pending:
             return
         self._dispatch_pending = True
@@ -115,6 +112,20 @@ class Scheduler:
 
     def _dispatch(self, _event: object = None) -> None:
         self._dispatch_pending = False
+        self._fill_idle_cpus()
+        arrivals, self._arrivals = self._arrivals, []
+        for task in arrivals:
+            if task.state != "ready" or task.cpu is not None:
+                continue
+            running = self.running()
+            for other in running:
+                self.account(other)
+            victim = self.policy.victim(task, running)
+            if victim is not None:
+                self._preempt(victim)
+                self._fill_idle_cpus()
+
+    def _fill_idle_cpus(self) -> None:
         while self._idle and len(self.policy):
             task = self.policy.pick(self.env.now)
             if task is None:
@@ -170,7 +181,7 @@ class Scheduler:
         if self._policy_charges:
             self.policy.charge(task, ran)
 
-    def preempt(self, task: Task) -> None:
+    def _preempt(self, task: Task) -> None:
         """Take the CPU from a running task; it goes back to the ready queue."""
         self.account(task)
         self._free(task)
@@ -178,7 +189,6 @@ class Scheduler:
         self.policy.add(task, self.env.now, "preempted")
         if task.in_timer and task.sim_process is not None:
             task.sim_process.interrupt(Preempted())
-        self._dispatch_soon()
 
     def _expire(self, task: Task) -> None:
         """The task's time slice ran out: it goes back to the queue, and keeps the CPU
@@ -225,7 +235,9 @@ class Scheduler:
             return None
         task.remaining = amount
         task.in_timer = True
-        return self.env.timeout(amount)
+        # Timeout(env, ...) rather than env.timeout(...): SimPy builds a bound
+        # method for each attribute access, which shows on this hot path.
+        return Timeout(self.env, amount)
 
     def resume_work(self, task: Task, interrupt: simpy.Interrupt) -> Steps:
         """Carry on with the work an interrupt cut short."""
@@ -249,7 +261,7 @@ class Scheduler:
             run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
-                yield env.timeout(run)
+                yield Timeout(env, run)
             except simpy.Interrupt as interrupt:
                 task.in_timer = False
                 yield from self._after_interrupt(task, interrupt)
