@@ -280,7 +280,12 @@ class TraceWriter:
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
         self._tmp = Path(tmp)
-        self._file: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20)
+        # A lone surrogate (program output decoded with surrogateescape) cannot be
+        # encoded as UTF-8; written as a \uXXXX escape it is still valid JSON and
+        # reads back as the same string.
+        self._file: IO[str] | None = os.fdopen(
+            fd, "w", encoding="utf-8", errors="backslashreplace", buffering=1 << 20
+        )
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         self._file.write(self._dumps(_header_to_json(header)) + "\n")
 
@@ -401,6 +406,9 @@ class TraceReader:
                         raise TraceError(
                             self.path, lineno, f"malformed end record: {exc}"
                         ) from None
+                    if self._end.t < last_t:
+                        message = f"the end record ({self._end.t}) is before the last event"
+                        raise TraceError(self.path, lineno, message)
                     if self._file.readline():
                         raise TraceError(self.path, lineno + 1, "data after the end record")
                     return

@@ -63,9 +63,6 @@ def _search(
     return []
 
 
-def describe(blocked: tuple[BlockedTask, ...], cycle: tuple[str, ...]) -> str:
-    lines = [f"deadlock: {len(blocked)} task(s) blocked and nothing left that could wake them"]
-    lines += [f"  {b.task} is blocked on {b.reason}" for b in blocked]
-    if cycle:
-        lines.append("  wait-for cycle: " + " -> ".join((*cycle, cycle[0])))
-    return "\n".join(lines)
+def describe(blocked: tuple[BlockedTask, ...]) -> str:
+    """The headline; the blocked tasks and the cycle are in the End record's fields."""
+    return f"{len(blocked)} task(s) blocked and nothing left that could wake them"

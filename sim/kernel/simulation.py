@@ -67,7 +67,7 @@ def simulate(scenario: Scenario, sink: TraceSink) -> SimResult:
     blocked = deadlock.blocked_tasks(scheduler.tasks)
     if blocked:
         cycle = deadlock.wait_cycle(scheduler.tasks)
-        end = End(now, "deadlock", blocked, cycle, deadlock.describe(blocked, cycle))
+        end = End(now, "deadlock", blocked, cycle, deadlock.describe(blocked))
     else:
         end = End(now, "complete")
     return SimResult(end, now)
