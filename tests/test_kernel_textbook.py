@@ -58,8 +58,14 @@ EXPECTED: dict[str, tuple[dict[str, float], list[tuple[str, float, float, int]]]
     ),
     "textbook_mlfq": (
         {"A": 26, "B": 0, "C": 18},
-        [("A", 0, 10, 0), ("B", 10, 16, 0), ("C", 16, 24, 0), ("A", 24, 38, 0),
-         ("C", 38, 50, 0), ("A", 50, 56, 0)],
+        [
+            ("A", 0, 10, 0),
+            ("B", 10, 16, 0),
+            ("C", 16, 24, 0),
+            ("A", 24, 38, 0),
+            ("C", 38, 50, 0),
+            ("A", 50, 56, 0),
+        ],
     ),
     "textbook_mlfq_2cpu": (
         {"A": 4, "B": 0, "C": 0},
@@ -111,8 +117,14 @@ def test_textbook_waiting_times_and_gantt(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "average"),
-    [("textbook_fcfs", 17.0), ("textbook_sjf", 7.0), ("textbook_srtf", 6.5),
-     ("textbook_rr", 17 / 3), ("textbook_priority", 8.2), ("textbook_mlfq", 44 / 3)],
+    [
+        ("textbook_fcfs", 17.0),
+        ("textbook_sjf", 7.0),
+        ("textbook_srtf", 6.5),
+        ("textbook_rr", 17 / 3),
+        ("textbook_priority", 8.2),
+        ("textbook_mlfq", 44 / 3),
+    ],
 )
 def test_published_average_waiting_time(name: str, average: float) -> None:
     waits = waiting_ms(simulate_file(name))

@@ -54,15 +54,23 @@ class Channel:
     def write(
         self, task: Task, message: Message, reason: str, readers: Waiters
     ) -> Generator[simpy.Event, Any, None]:
-        """Write a whole message, blocking while the buffer is full."""
+        """Put a whole message in the buffer, blocking while it is full. A message
+        bigger than the whole buffer goes in when it is empty; the writer then
+        calls `wait_until_taken`, as a blocking write() returns only once its last
+        byte is in."""
         while self.used and self.used + self.cost(message) > self.capacity:
             yield from self.writers.wait(task, reason, readers)
         self.messages.append(message)
         self.used += self.cost(message)
         self.readers.wake_one()
-        if self.cost(message) > self.capacity:
-            while message in self.messages:
-                yield from self.taken.wait(task, reason, readers)
+
+    def wait_until_taken(
+        self, task: Task, message: Message, reason: str, readers: Waiters
+    ) -> Generator[simpy.Event, Any, None]:
+        if self.cost(message) <= self.capacity:
+            return
+        while message in self.messages:
+            yield from self.taken.wait(task, reason, readers)
 
     def read(
         self, task: Task, reason: str, writers: Waiters, timeout: int | None = None

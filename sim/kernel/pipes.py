@@ -86,8 +86,11 @@ class SimPipe:
             self._check_open(op.end)
             message = Message(rt.next_message_id(), op.size)
             readers = rt.able_to(("recv", self.peer[op.end]))
-            yield from self.writes[op.end].write(task, message, f"{op.end}.send", readers)
+            channel, reason = self.writes[op.end], f"{op.end}.send"
+            yield from channel.write(task, message, reason, readers)
+            # Recorded as the message enters the buffer, so it precedes its recv.
             rt.sink.emit(MessageEvent(rt.env.now, task.name, "send", op.end, message.msg, op.size))
+            yield from channel.wait_until_taken(task, message, reason, readers)
         finally:
             self._leave(task, "send", op.end)
 

@@ -87,6 +87,9 @@ class SimPool:
         self._taskqueue: deque[Chunk | None] = deque()
         self._taskqueue_waiters = WaitQueue(rt.env, rt.scheduler)
         self._handler_wake = WaitQueue(rt.env, rt.scheduler)
+        # CPython's change notifier is a queue: a notification sent while the
+        # worker handler is busy (starting a replacement) waits for it.
+        self._handler_notified = False
         self._result_waiters = WaitQueue(rt.env, rt.scheduler)
         self.inqueue = SimpleQueue(rt, f"{self.name}.inqueue", self._pool_tasks)
         self.outqueue = SimpleQueue(rt, f"{self.name}.outqueue", self._pool_tasks)
@@ -149,6 +152,10 @@ class SimPool:
         )
 
     def _worker_exited(self, _event: simpy.Event) -> None:
+        self._notify_handler()
+
+    def _notify_handler(self) -> None:
+        self._handler_notified = True
         self._handler_wake.wake_one()
 
     # --- the threads and processes of the pool ----------------------------------
@@ -222,11 +229,14 @@ class SimPool:
         if callback is not None:
             yield from self.rt.run_block(task, self.rt.scenario.functions[callback].body)
             self._emit(task, "error_callback" if job.failed else "callback", job)
+        self._complete(job)
+
+    def _complete(self, job: Job) -> None:
         job.done.succeed()
         self._result_waiters.wake_all()
         del self.cache[job.id]
         if not self.cache:
-            self._handler_wake.wake_one()  # _PoolCache tells the worker handler
+            self._notify_handler()  # _PoolCache tells the worker handler
 
     def _handle_workers(self, task: Task) -> Steps:
         rt = self.rt
@@ -235,7 +245,9 @@ class SimPool:
                 if proc.exit_code is not None:
                     self.pool.workers.remove(proc)
                     yield from self._start_worker(task)
-            yield from self._handler_wake.wait(task, f"{self.name}.workers", self._pool_tasks)
+            if not self._handler_notified:
+                yield from self._handler_wake.wait(task, f"{self.name}.workers", self._pool_tasks)
+            self._handler_notified = False
         self._taskqueue.append(None)
         self._taskqueue_waiters.wake_one()
         yield from rt.scheduler.work(task, 0)
@@ -269,9 +281,10 @@ class SimPool:
         for index, items in enumerate(chunks):
             self._taskqueue.append(Chunk(job, index if indexed else None, items, arg_size))
         self._taskqueue_waiters.wake_one()
-        if not chunks:  # map over nothing: ready at once
-            job.chunks_left = 1
-            yield from self._set_result(task, Chunk(job, None, 0, 0))
+        if not chunks:
+            # A map over nothing is ready at once, and CPython's MapResult never
+            # calls its callback then.
+            self._complete(job)
         return job
 
     def _wait(self, task: Task, jobs: list[Job]) -> Steps:
@@ -317,7 +330,7 @@ class SimPool:
         yield from self.rt.scheduler.work(task, 0)
         if self.pool.state == "run":
             self.pool.state = "close"
-            self._handler_wake.wake_one()
+            self._notify_handler()
 
     def join(self, task: Task, op: p.PoolJoin) -> Steps:
         yield from self.rt.scheduler.work(task, 0)

@@ -149,7 +149,9 @@ class SimQueue:
                 task, rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
             )
             yield from self.wlock.acquire(task, f"{self.name}.wlock")
-            yield from self.channel.write(task, message, f"{self.name}.write", self._getters)
+            reason = f"{self.name}.write"
+            yield from self.channel.write(task, message, reason, self._getters)
+            yield from self.channel.wait_until_taken(task, message, reason, self._getters)
             self.wlock.release()
 
     def _close_feeder(self, feeder: Feeder) -> Steps:

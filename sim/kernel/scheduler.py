@@ -211,13 +211,19 @@ class Scheduler:
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
-        if task.state != "running":
-            yield from self._get_cpu(task, amount)
-        gil = task.process.gil
-        if gil is not None and (gil.holder is not task or gil.drop_requested):
-            yield from self._hold_gil(task, amount)
+        yield from self._get_cpu_and_gil(task, amount)
         task.remaining = amount
         yield from self._use_cpu(task)
+
+    def _get_cpu_and_gil(self, task: Task, burst: int) -> Steps:
+        """Be running and hold the process's GIL; `burst` is what the task will
+        run next (the policy may look at it). Leaves `task.remaining` alone: a
+        computation the GIL interrupted carries on afterwards."""
+        if task.state != "running":
+            yield from self._get_cpu(task, burst)
+        gil = task.process.gil
+        if gil is not None and (gil.holder is not task or gil.drop_requested):
+            yield from self._hold_gil(task, burst)
 
     def quick_work(self, task: Task, amount: int) -> simpy.Timeout | None:
         """The common case of `work`, without a generator: when the task runs,
@@ -285,9 +291,7 @@ class Scheduler:
         gil = task.process.gil
         assert gil is not None
         if gil.holder is task and gil.drop_requested:
-            remaining = task.remaining
             gil.release(task)
-            task.remaining = remaining
         yield from gil.acquire(task)
         if task.state != "running":
             yield from self._get_cpu(task, burst)
@@ -309,12 +313,13 @@ class Scheduler:
         waits_for: Callable[[], set[Task]] | None = None,
         cancel: Callable[[], None] | None = None,
     ) -> Steps:
-        """Give the CPU up until `until` fires; returns its value. The task becomes
-        ready on its next `work` call (at the same instant), so the policy sees the
-        burst it is about to run. `cancel` undoes the wait if the task is killed."""
+        """Give the CPU up until `until` fires; returns its value once the task
+        runs again: a woken task does nothing (takes no item, frees no slot,
+        records no message) before it is back on a CPU. `cancel` undoes the wait
+        if the task is killed meanwhile."""
         if task.state != "running":
             # Calling anything takes the CPU, even right after waking from a wait.
-            yield from self.work(task, 0)
+            yield from self._get_cpu_and_gil(task, 0)
         self.account(task)
         self._free(task)
         if task.process.gil is not None:
@@ -324,7 +329,7 @@ class Scheduler:
         self._set(task, "blocked", reason=reason)
         self._dispatch_soon()
         try:
-            return (yield until)
+            value = yield until
         except simpy.Interrupt:
             if cancel is not None:
                 cancel()
@@ -332,6 +337,8 @@ class Scheduler:
         finally:
             task.blocked_reason = None
             task.waits_for = None
+        yield from self._get_cpu_and_gil(task, 0)
+        return value
 
     def terminate(self, task: Task, exit_code: int | None, cause: Cause) -> None:
         """The task has ended by itself (it is running: it executed its last step)."""

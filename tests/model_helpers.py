@@ -1,0 +1,159 @@
+"""Run scenarios through the SimPy model and read what it recorded, for the
+tests/test_model_*.py files. Times are integer ns; the constants below only
+make expected values readable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sim.kernel import simulate
+from sim.program import Scenario
+from sim.scenario import load_scenario, load_scenario_text
+from sim.trace import (
+    End,
+    Event,
+    JobEvent,
+    MemorySink,
+    MessageEvent,
+    OutputEvent,
+    StateChanged,
+    TaskCreated,
+    WarningEvent,
+)
+
+US = 1_000
+MS = 1_000_000
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+# Every cost of the machinery at zero, so that a golden test's times are sums of
+# its own computes and sleeps and the costs it sets back (see `machine`).
+ZERO_COSTS = {
+    "start_call": "0ns",
+    "queue_put": "0ns",
+    "queue_get": "0ns",
+    "feeder_latency": "0ns",
+    "per_byte": "0ns",
+    "pipe_send": "0ns",
+    "pipe_recv": "0ns",
+    "pool_submit": "0ns",
+    "pool_worker": "0ns",
+    "pool_result": "0ns",
+}
+
+
+def machine(cpus: int, policy: str = "linux", **costs: str) -> str:
+    """A `machine:` line with free process starts and context switches, and the
+    machinery's costs at zero except those given (`feeder_latency="30us"`). Every
+    cost is written, so the machine profile the scenario runs with changes none;
+    only its time slices remain, which matter only when tasks wait for a CPU."""
+    merged = {**ZERO_COSTS, **costs}
+    cost_text = ", ".join(f"{k}: {v}" for k, v in merged.items())
+    return (
+        f"machine: {{cpus: {cpus}, policy: {policy}, context_switch: 0ns, "
+        f"start_cost: {{fork: 0ns}}, costs: {{{cost_text}, gil_switch_interval: 5ms}}}}"
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulated run: the scenario, every event in order, the end record."""
+
+    scenario: Scenario
+    events: list[Event]
+    end: End
+
+    def states(self, task: str | None = None) -> list[StateChanged]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, StateChanged) and (task is None or e.task == task)
+        ]
+
+    def sequence(self, task: str) -> list[tuple[int, str, str | None]]:
+        """(time, state, reason) of every state change of `task`."""
+        return [(e.t, e.state, e.reason) for e in self.states(task)]
+
+    def created(self) -> list[TaskCreated]:
+        return [e for e in self.events if isinstance(e, TaskCreated)]
+
+    def messages(self, obj: str | None = None, op: str | None = None) -> list[MessageEvent]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, MessageEvent)
+            and (obj is None or e.obj == obj)
+            and (op is None or e.op == op)
+        ]
+
+    def jobs(self, op: str | None = None) -> list[JobEvent]:
+        return [e for e in self.events if isinstance(e, JobEvent) and (op is None or e.op == op)]
+
+    def warnings(self, kind: str | None = None) -> list[WarningEvent]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, WarningEvent) and (kind is None or e.kind == kind)
+        ]
+
+    def outputs(self, task: str | None = None) -> list[OutputEvent]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, OutputEvent) and (task is None or e.task == task)
+        ]
+
+    def end_of(self, task: str) -> StateChanged:
+        """The `terminated` state change of `task` (it must have one)."""
+        ends = [e for e in self.states(task) if e.state == "terminated"]
+        assert len(ends) == 1, f"{task} terminated {len(ends)} times"
+        return ends[0]
+
+    def first(self, task: str, state: str, reason: str | None = None) -> StateChanged:
+        """The first change of `task` into `state` (with `reason`, when given)."""
+        for e in self.states(task):
+            if e.state == state and (reason is None or e.reason == reason):
+                return e
+        raise AssertionError(f"{task} never entered {state} ({reason})")
+
+    def intervals(self, task: str, state: str) -> list[tuple[int, int, str | None]]:
+        """(start, end, reason) of each stay of `task` in `state`; a stay still
+        open at the end of the run ends at the run's end."""
+        out: list[tuple[int, int, str | None]] = []
+        entered: StateChanged | None = None
+        for e in self.states(task):
+            if entered is not None:
+                out.append((entered.t, e.t, entered.reason))
+                entered = None
+            if e.state == state:
+                entered = e
+        if entered is not None:
+            out.append((entered.t, self.end.t, entered.reason))
+        return out
+
+    def state_at(self, task: str, t: int) -> StateChanged | None:
+        """The last state `task` entered at or before `t` (after every change at `t`)."""
+        current = None
+        for e in self.states(task):
+            if e.t > t:
+                break
+            current = e
+        return current
+
+
+def run_scenario(scenario: Scenario) -> Run:
+    sink = MemorySink()
+    result = simulate(scenario, sink)
+    return Run(scenario, sink.events, result.end)
+
+
+def run_text(text: str) -> Run:
+    return run_scenario(load_scenario_text(text, "<test>"))
+
+
+def run_file(name: str) -> Run:
+    """A shipped scenario, by file name (`pipe_full.yaml`), on the machine of its
+    profile but with free context switches, so that every time is a sum of the
+    scenario's durations and its machine's costs."""
+    scenario = load_scenario(SCENARIOS / name)
+    return run_scenario(replace(scenario, machine=replace(scenario.machine, context_switch_ns=0)))

@@ -1,0 +1,190 @@
+"""Golden tests of processes, daemons, exit codes and the GIL in the model."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from model_helpers import MS, machine, run_file, run_text
+
+from sim.program import Sleep, mean_ns
+from sim.scenario import ScenarioError, load_scenario_text
+
+
+def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
+    run = run_file("reference_daemon.yaml")
+    scenario = run.scenario
+    costs = scenario.machine.costs
+    fork = costs.start_latency_ns["fork"]
+    sleeps = {
+        name: mean_ns(op.duration)  # constants: their value
+        for name, fn in scenario.functions.items()
+        for op in fn.body
+        if isinstance(op, Sleep)
+    }
+    # The main code: two start() calls, a thread start and a print.
+    code_done = 2 * costs.start_call_ns
+    thread_done = code_done + sleeps["thread_work"]
+    child_done = 2 * costs.start_call_ns + fork + sleeps["child_work"]
+    assert [(o.t, o.text) for o in run.outputs("main")] == [(code_done, "main code done")]
+    assert run.sequence("main") == [
+        (0, "ready", None),
+        (0, "running", None),
+        (code_done, "blocked", "join main.helper"),  # non-daemon threads first
+        (thread_done, "ready", None),
+        (thread_done, "running", None),
+        (thread_done, "blocked", "join child"),  # after SIGTERMing the daemon
+        (child_done, "ready", None),
+        (child_done, "running", None),
+        (child_done, "terminated", None),
+    ]
+    daemon = run.end_of("daemon")
+    assert (daemon.t, daemon.exit_code, daemon.cause) == (thread_done, -15, "killed_as_daemon")
+    # Killed mid-work: it would have run a second (100 x (10 ms + 100 us)).
+    assert daemon.t < code_done + 100 * (10 * MS + 100_000)
+    # Right after the thread is joined, in that order, before main waits for the child.
+    order = [id(e) for e in run.states()]
+    helper_end = run.end_of("main.helper")
+    assert helper_end.t == thread_done
+    join_child = run.first("main", "blocked", "join child")
+    assert order.index(id(helper_end)) < order.index(id(daemon)) < order.index(id(join_child))
+    # The non-daemon child runs to its end; the main process ends after it.
+    child = run.end_of("child")
+    assert (child.t, child.exit_code, child.cause) == (child_done, 0, "returned")
+    main = run.end_of("main")
+    assert (main.t, main.exit_code) == (child_done, 0)
+    assert run.states()[-1] is main
+    assert run.end.status == "complete"
+
+
+def test_child_process_runs_its_exit_function_before_joining_its_threads() -> None:
+    # CPython's Process._bootstrap: util._exit_function() (daemons SIGTERMed,
+    # children joined) comes before threading._shutdown() in a child process;
+    # the main process joins its threads first.
+    run = run_text(f"""
+name: child-exit-order
+{machine(4)}
+functions:
+  forever: [{{sleep: 1s}}]
+  helper: [{{sleep: 100ms}}]
+  parent_code:
+    - spawn: {{name: grandchild, target: forever, daemon: true}}
+    - thread: {{name: t, target: helper}}
+    - sleep: 10ms
+main:
+  - spawn: {{name: c, target: parent_code}}
+  - join: c
+""")
+    grandchild = run.end_of("grandchild")
+    assert (grandchild.t, grandchild.exit_code, grandchild.cause) == (
+        10 * MS,
+        -15,
+        "killed_as_daemon",
+    )
+    assert run.intervals("c", "blocked")[-1] == (10 * MS, 100 * MS, "join c.t")
+    c_end = run.end_of("c")
+    assert (c_end.t, c_end.exit_code) == (100 * MS, 0)
+
+
+def test_exit_codes_and_causes() -> None:
+    run = run_text(f"""
+name: exit-codes
+{machine(4)}
+functions:
+  fine: [{{compute: 1ms}}]
+  broken: [{{compute: 1ms}}, {{raise: ValueError}}, {{print: never}}]
+  quits: [{{compute: 1ms}}, {{exit: 3}}, {{print: never}}]
+  forever: [{{sleep: 1s}}]
+main:
+  - spawn: {{name: ok, target: fine}}
+  - spawn: {{name: err, target: broken}}
+  - spawn: {{name: ex, target: quits}}
+  - spawn: {{name: victim, target: forever}}
+  - sleep: 5ms
+  - terminate: victim
+  - join: [ok, err, ex, victim]
+""")
+    ends = {name: run.end_of(name) for name in ("ok", "err", "ex", "victim")}
+    assert {n: (e.exit_code, e.cause) for n, e in ends.items()} == {
+        "ok": (0, "returned"),
+        "err": (1, "exception"),
+        "ex": (3, "exit"),
+        "victim": (-15, "terminated"),
+    }
+    assert ends["victim"].t == 5 * MS
+    assert [w.task for w in run.warnings("exception")] == ["err"]
+    assert run.outputs() == []
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_start_method_latency_comes_from_the_machine_section(method: str) -> None:
+    run = run_text(f"""
+name: start-{method}
+machine:
+  cpus: 2
+  context_switch: 0ns
+  start_method: {method}
+  start_cost: {{{method}: 7ms}}
+  costs: {{start_call: 1ms}}
+functions:
+  work: [{{compute: 2ms}}]
+main:
+  - spawn: {{name: child, target: work}}
+  - join: child
+""")
+    created = next(e for e in run.created() if e.task == "child")
+    assert created.t == 1 * MS  # start() costs the parent its CPU time first
+    assert run.first("child", "ready").t == 1 * MS + 7 * MS
+    assert run.end_of("child").t == 1 * MS + 7 * MS + 2 * MS
+
+
+@pytest.mark.parametrize(
+    ("where", "program"),
+    [
+        (
+            "daemon process 'd'",
+            "main: [{spawn: {name: d, target: outer, daemon: true}}, {join: d}]",
+        ),
+        (
+            "workers of pool 'p'",
+            "objects: {p: {type: pool, workers: 1}}\nmain: [{apply: {pool: p, function: outer}}]",
+        ),
+    ],
+    ids=["daemon", "pool-task"],
+)
+def test_a_daemonic_process_may_not_start_children(where: str, program: str) -> None:
+    text = f"""name: daemon-children
+functions:
+  inner: [{{compute: 1ms}}]
+  outer: [{{spawn: {{name: g, target: inner}}}}]
+{program}
+"""
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario_text(text, "daemon.yaml")
+    message = str(caught.value)
+    assert "daemon.yaml:4:" in message  # the line of the offending spawn
+    assert where in message
+    assert "daemonic processes are not allowed to have children" in message
+
+
+def test_gil_threads_alternate_every_switch_interval() -> None:
+    run = run_file("gil_threads.yaml")
+    interval = run.scenario.machine.costs.gil_switch_interval_ns
+    threads = ("main.t1", "main.t2")
+    running = {t: [i for i in run.intervals(t, "running") if i[1] > i[0]] for t in threads}
+    # Never on two CPUs at once, though two are free.
+    turns = sorted((start, end, t) for t in threads for start, end, _ in running[t])
+    for (_, end, _), (start, _, _) in itertools.pairwise(turns):
+        assert end <= start
+    # Turns alternate, each one switch interval long; 30 ms each makes 12 turns.
+    assert [t for _, _, t in turns] == list(threads) * 6
+    assert all(end - start == interval for start, end, _ in turns)
+    # While one runs, the other is blocked waiting for the GIL (not ready).
+    for start, end, holder in turns:
+        other = threads[1 - threads.index(holder)]
+        waiting = run.state_at(other, start)
+        if waiting is not None and waiting.state != "terminated":
+            assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
+            assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
+    # Together they take as long as one thread doing both halves.
+    assert run.end.t == 2 * 30 * MS
