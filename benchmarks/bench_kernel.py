@@ -110,23 +110,31 @@ def main() -> None:
         model = model_time(steps) / steps
         ratios.append(model / bare)
     ratio = statistics.median(ratios)
-    print(f"1. cost per compute step / bare SimPy timeout: median {ratio:.2f}x "
-          f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}) -> target <= 3x: "
-          f"{'met' if ratio <= 3 else 'NOT met'}")
+    print(
+        f"1. cost per compute step / bare SimPy timeout: median {ratio:.2f}x "
+        f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}) -> target <= 3x: "
+        f"{'met' if ratio <= 3 else 'NOT met'}"
+    )
 
     per_step = {}
     for n in (10_000, 100_000, 1_000_000):
         times = [model_time(n) for _ in range(max(1, 300_000 // n))]
         per_step[n] = statistics.median(times) / n
-        print(f"   {n:>9,} steps: {statistics.median(times):7.3f} s, "
-              f"{per_step[n] * 1e6:.2f} us/step")
+        print(
+            f"   {n:>9,} steps: {statistics.median(times):7.3f} s, {per_step[n] * 1e6:.2f} us/step"
+        )
     growth = per_step[1_000_000] / per_step[10_000]
-    print(f"2. time per step at 1,000,000 / at 10,000 steps: {growth:.2f} "
-          f"(linear = 1.00) -> target within 15%: {'met' if abs(growth - 1) <= 0.15 else 'NOT met'}")
+    verdict = "met" if abs(growth - 1) <= 0.15 else "NOT met"
+    print(
+        f"2. time per step at 1,000,000 / at 10,000 steps: {growth:.2f} "
+        f"(linear = 1.00) -> target within 15%: {verdict}"
+    )
 
     rss_mb, elapsed, size = peak_rss_writing_trace()
-    print(f"3. 1,000,000 steps writing the trace ({size / 1e6:.0f} MB on disk, {elapsed:.1f} s): "
-          f"peak RSS {rss_mb:.0f} MB -> target < 200 MB: {'met' if rss_mb < 200 else 'NOT met'}")
+    print(
+        f"3. 1,000,000 steps writing the trace ({size / 1e6:.0f} MB on disk, {elapsed:.1f} s): "
+        f"peak RSS {rss_mb:.0f} MB -> target < 200 MB: {'met' if rss_mb < 200 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

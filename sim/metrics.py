@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 from sim.trace import (
-    WarningEvent,
     BlockedTask,
     End,
     EndStatus,
@@ -58,6 +57,7 @@ from sim.trace import (
     TaskState,
     Trace,
     TraceReader,
+    WarningEvent,
 )
 
 # The states a task spends time in (terminated is the end of its life).

@@ -46,7 +46,7 @@ Duration: TypeAlias = Constant | Uniform | Exponential | Normal
 def draw(duration: Duration, rng: random.Random) -> int:
     """One value in nanoseconds. A constant consumes no randomness, so adding a
     constant step to a program does not shift the draws of the others."""
-    if type(duration) is Constant:
+    if isinstance(duration, Constant):
         return duration.ns
     if isinstance(duration, Uniform):
         return round(rng.uniform(duration.low_ns, duration.high_ns))

@@ -42,6 +42,13 @@ class Mutex:
         self.owner: Task | None = None
         self.waiters = WaitQueue(rt.env, rt.scheduler)
 
+    def try_acquire(self, task: Task) -> bool:
+        """Take the lock if it is free: the common case, without a generator."""
+        if self.owner is None:
+            self.owner = task
+            return True
+        return False
+
     def acquire(
         self, task: Task, reason: str, timeout: int | None = None
     ) -> Generator[simpy.Event, Any, bool]:
@@ -148,7 +155,8 @@ class SimQueue:
             yield from rt.scheduler.work(
                 task, rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
             )
-            yield from self.wlock.acquire(task, f"{self.name}.wlock")
+            if not self.wlock.try_acquire(task):
+                yield from self.wlock.acquire(task, f"{self.name}.wlock")
             reason = f"{self.name}.write"
             yield from self.channel.write(task, message, reason, self._getters)
             yield from self.channel.wait_until_taken(task, message, reason, self._getters)
@@ -171,22 +179,28 @@ class SimQueue:
 
     def get(self, task: Task, op: p.Get) -> Steps:
         rt = self.rt
-        yield from rt.scheduler.work(task, rt.costs.queue_get_ns)
+        yield from rt.scheduler.work(task, 0)
         timeout = rt.timeout_of(task, op.timeout)
         started = rt.env.now
         reason = f"{self.name}.get"
-        if not (yield from self.rlock.acquire(task, reason, timeout)):
+        if not self.rlock.try_acquire(task) and not (
+            yield from self.rlock.acquire(task, reason, timeout)
+        ):
             yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
             return
         left = None if timeout is None else max(0, timeout - (rt.env.now - started))
         message = yield from self.channel.read(task, reason, self._writers, left)
-        self.rlock.release()
         if message is None:
+            self.rlock.release()
             yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
             return
+        # CPython's order: read the bytes, release the semaphore, let go of the
+        # reader lock, then unpickle.
+        yield from rt.scheduler.work(task, rt.costs.queue_get_ns)
         if self.free_slots is not None:
             self.free_slots += 1
             self.putters.wake_one()
+        self.rlock.release()
         yield from rt.scheduler.work(task, rt.pickle_ns(message.size))
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
@@ -234,21 +248,27 @@ class SimpleQueue:
     def put(self, task: Task, message: Message, cost_ns: int) -> Steps:
         rt = self.rt
         yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
-        yield from self.wlock.acquire(task, f"{self.name}.wlock")
-        yield from self.channel.write(task, message, f"{self.name}.write", self._readers)
-        self.wlock.release()
+        reason = f"{self.name}.write"
+        if not self.wlock.try_acquire(task):
+            yield from self.wlock.acquire(task, f"{self.name}.wlock")
+        yield from self.channel.write(task, message, reason, self._readers)
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "put", self.name, message.msg, message.size)
         )
+        yield from self.channel.wait_until_taken(task, message, reason, self._readers)
+        self.wlock.release()
 
     def get(self, task: Task, reason: str, cost_ns: int) -> Generator[simpy.Event, Any, Message]:
+        """Read one message; `cost_ns` and the unpickling are one stretch of CPU
+        time after the read."""
         rt = self.rt
-        yield from rt.scheduler.work(task, cost_ns)
-        yield from self.rlock.acquire(task, reason)
+        yield from rt.scheduler.work(task, 0)
+        if not self.rlock.try_acquire(task):
+            yield from self.rlock.acquire(task, reason)
         message = yield from self.channel.read(task, reason, self._writers)
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
-        yield from rt.scheduler.work(task, rt.pickle_ns(message.size))
+        yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
         )

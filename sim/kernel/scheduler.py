@@ -211,9 +211,14 @@ class Scheduler:
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
-        yield from self._get_cpu_and_gil(task, amount)
-        task.remaining = amount
-        yield from self._use_cpu(task)
+        gil = task.process.gil
+        if task.state != "running" or (
+            gil is not None and (gil.holder is not task or gil.drop_requested)
+        ):
+            yield from self._get_cpu_and_gil(task, amount)
+        if amount > 0:
+            task.remaining = amount
+            yield from self._use_cpu(task)
 
     def _get_cpu_and_gil(self, task: Task, burst: int) -> Steps:
         """Be running and hold the process's GIL; `burst` is what the task will

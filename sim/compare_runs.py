@@ -1,0 +1,103 @@
+"""Producing the traces a comparison needs: one simulation and N real runs.
+
+`record_runs` simulates the scenario and runs it for real `runs` times,
+writing `sim.jsonl` and `real-1.jsonl` … into a directory, then compares them.
+The real runs go through `sim.real` (imported when needed: it is the part of
+procsim that runs processes). A real run gets a time limit well above what
+the model predicts, so a run that hangs where the model does not is stopped
+and reported rather than waited for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sim import program as p
+from sim.compare import compare_files
+from sim.compare_report import ComparisonReport, Tolerance
+from sim.kernel import sim_header, simulate
+from sim.trace import TraceWriter
+
+if TYPE_CHECKING:
+    from sim.real import KernelMode
+
+MIN_TIMEOUT_S = 10.0
+TIMEOUT_FACTOR = 20  # × the simulated makespan
+
+
+@dataclass(frozen=True)
+class RecordedRuns:
+    sim_path: Path
+    real_paths: tuple[Path, ...]
+    kernel_status: tuple[str, ...]  # per real run: "on", "off", "unavailable: …"
+
+
+def real_timeout_s(sim_makespan_ns: int) -> float:
+    return max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * sim_makespan_ns / 1e9)
+
+
+def record_runs(
+    scenario: p.Scenario,
+    directory: Path,
+    runs: int,
+    *,
+    kernel: KernelMode = "auto",
+    start_method: str | None = None,
+    timeout_s: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RecordedRuns:
+    """Simulate once and run for real `runs` times; `progress(i)` after each real run.
+    Raises `sim.real.RealRunError` when a real run cannot be made."""
+    from sim.real import run_scenario
+
+    directory.mkdir(parents=True, exist_ok=True)
+    sim_path = directory / "sim.jsonl"
+    with TraceWriter(sim_path, sim_header(scenario)) as writer:
+        result = simulate(scenario, writer)
+        writer.close(result.end)
+    limit = timeout_s if timeout_s is not None else real_timeout_s(result.makespan_ns)
+    paths: list[Path] = []
+    statuses: list[str] = []
+    for i in range(1, runs + 1):
+        real = run_scenario(
+            scenario,
+            directory / f"real-{i}.jsonl",
+            kernel=kernel,
+            start_method=start_method,
+            timeout_s=limit,
+        )
+        paths.append(real.trace_path)
+        statuses.append(real.kernel_status)
+        if progress is not None:
+            progress(i)
+    return RecordedRuns(sim_path, tuple(paths), tuple(statuses))
+
+
+def compare_scenario(
+    scenario: p.Scenario,
+    directory: Path,
+    runs: int,
+    *,
+    kernel: KernelMode = "auto",
+    start_method: str | None = None,
+    timeout_s: float | None = None,
+    tolerance: Tolerance | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ComparisonReport, RecordedRuns]:
+    """Record the runs into `directory` and compare them."""
+    recorded = record_runs(
+        scenario,
+        directory,
+        runs,
+        kernel=kernel,
+        start_method=start_method,
+        timeout_s=timeout_s,
+        progress=progress,
+    )
+    report = compare_files(
+        recorded.sim_path, recorded.real_paths, scenario=scenario, tolerance=tolerance
+    )
+    return report, recorded

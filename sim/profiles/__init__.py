@@ -1,0 +1,1 @@
+"""Machine profiles shipped with procsim (read with importlib.resources)."""

@@ -1,0 +1,573 @@
+"""Measuring what multiprocessing and the scheduler cost on this machine.
+
+`measure(progress)` runs small real programs and returns a `MachineProfile`
+whose fields are the simulator's cost parameters (see `sim.calibrate`). Each
+figure is the median of many samples, so the odd run disturbed by another
+process does not move it. What each one times, and how it maps onto the model:
+
+- start latency, per start method: from `start()` returning to the child's
+  target running (the model keeps the child `new` that long); `start_call` is
+  the CPU time `start()` takes in the parent (fork);
+- Queue: `queue_put`/`queue_get`, the caller's CPU time of `put()` and of a
+  `get()` that finds an item; `feeder_latency`, put→get of a small item into a
+  consumer already waiting, less `queue_put` (the model charges the rest to
+  the feeder thread); `per_byte`, half the slope of that latency against the
+  message size (the model pickles once on each side);
+- Pipe: `pipe_send`/`pipe_recv`, CPU time of `send()` and of a `recv()` that
+  finds a message; the send→recv latency is reported alongside;
+- Pool, run as the reference text's example (4 workers, `apply_async` of a tiny
+  function with a callback): `pool_submit`, the submitting thread's CPU time
+  per `apply_async`; `pool_worker`, the workers' CPU time per task; and
+  `pool_result`, the CPU time per task of the parent's three helper threads
+  less the callback (the model charges the task and worker handlers nothing
+  per task, so their share is folded into the result handler's);
+- context switch: a one-byte ping-pong between two processes pinned to one
+  CPU, less the same writes and reads done without switching;
+- the fair scheduler's effective slice: two CPU-bound processes pinned to one
+  CPU, the upper quartile of the lengths of their uninterrupted runs;
+- the RR timeslice as the kernel reports it for a SCHED_RR process
+  (`sched_rr_get_interval`), or from `/proc` without the rights to set one.
+
+The only module of procsim that runs real processes for calibration; the
+children's targets are module-level functions so every start method can run them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sim.calibrate import MachineProfile
+from sim.program import StartMethod
+
+Progress = Callable[[str, float], None]  # what is being measured, fraction done (0..1)
+
+_now = time.monotonic_ns
+_cpu = time.thread_time_ns
+
+# Sample counts: enough for a stable median, small enough to stay well under a minute.
+START_SAMPLES: dict[StartMethod, int] = {"fork": 30, "forkserver": 10, "spawn": 6}
+QUEUE_CALLS = 2_000
+LATENCY_ROUNDS = 300
+SIZES = (64, 16 * 1024, 256 * 1024, 1024 * 1024)
+SIZE_ROUNDS = 40
+RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
+POOL_TASKS = 4_000
+POOL_WORKERS = 4
+PINGS = 3_000
+SPIN_NS = 400_000_000
+GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
+
+
+REPEATS = 3  # each measurement runs this often; the median of the runs is kept
+
+
+def measure(progress: Progress | None = None) -> MachineProfile:
+    """Measure this machine; `progress` is told what runs and how far along it is."""
+    report = progress or (lambda _label, _done: None)
+    methods = [m for m in START_SAMPLES if m in multiprocessing.get_all_start_methods()]
+    # (label, share of the total time, what to run): each runs REPEATS times.
+    steps: list[tuple[str, float, Callable[[], Any]]] = [
+        *(
+            (
+                f"process start ({m})",
+                0.3 / len(methods),
+                functools.partial(_start_costs, m, START_SAMPLES[m]),
+            )
+            for m in methods
+        ),
+        ("Queue put/get costs", 0.05, _queue_call_costs),
+        ("Queue latency and cost per byte", 0.15, lambda: [_queue_latency(n) for n in SIZES]),
+        ("Pipe send/recv costs", 0.05, _pipe_call_costs),
+        ("Pipe latency and cost per byte", 0.1, lambda: [_pipe_latency(n) for n in SIZES]),
+        ("Pool per-task overhead", 0.15, _pool_costs),
+        ("context switch", 0.05, _context_switch),
+        ("fair scheduler slice", 0.13, _fair_slice),
+        ("RR timeslice", 0.02, _rr_timeslice),
+    ]
+    done = 0.0
+    results: list[Any] = []
+    for label, share, run in steps:
+        runs = []
+        for _ in range(REPEATS):
+            report(label, done)
+            runs.append(run())
+            done += share / REPEATS
+        results.append(_median_of(runs))
+    report("done", 1.0)
+    start = dict(zip(methods, results[: len(methods)], strict=True))
+    (put_ns, get_ns), queue_lat, (send_ns, recv_ns), pipe_lat, pool = results[len(methods) : -3]
+    (switch_ns, ping_ns), slice_ns, rr_ns = results[-3:]
+    queue_latency = dict(zip(SIZES, queue_lat, strict=True))
+    pipe_latency = dict(zip(SIZES, pipe_lat, strict=True))
+    latency: dict[StartMethod, int] = {m: lat for m, (lat, _cpu, _first) in start.items()}
+    call_cpu = {m: cpu for m, (_lat, cpu, _first) in start.items()}
+    queue_slope, pipe_slope = _slope(queue_latency), _slope(pipe_latency)
+    details: dict[str, Any] = {
+        "start_call_cpu_ns": call_cpu,
+        "first_start_call_ns": {m: first for m, (_lat, _cpu, first) in start.items()},
+        "queue_latency_ns": queue_latency,
+        "pipe_latency_ns": pipe_latency,
+        "pool_per_task_ns": pool,
+        "ping_pong_round_trip_ns": ping_ns,
+        "rr_timeslice_source": _rr_source(rr_ns),
+    }
+    per_byte = max(0.0, (queue_slope + pipe_slope) / 4)  # half of each slope, averaged
+    details["per_byte_slope_ns"] = {"queue": round(queue_slope, 3), "pipe": round(pipe_slope, 3)}
+    costs: dict[str, float] = {
+        "start_call_ns": call_cpu.get("fork", min(call_cpu.values(), default=0)),
+        "queue_put_ns": put_ns,
+        "queue_get_ns": get_ns,
+        "feeder_latency_ns": max(0, queue_latency[SIZES[0]] - put_ns),
+        "per_byte_ns": round(per_byte, 3),
+        "pipe_send_ns": send_ns,
+        "pipe_recv_ns": recv_ns,
+        "pool_submit_ns": pool["submit"],
+        "pool_worker_ns": pool["worker"],
+        # The model charges the pool's helper threads nothing per task but the
+        # result handler's cost: what the task and worker handlers spend goes there.
+        "pool_result_ns": max(
+            0,
+            pool["result_handler"]
+            + pool["task_handler"]
+            + pool["worker_handler"]
+            - pool["task_and_callback"],
+        ),
+        "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
+    }
+    return MachineProfile(
+        cpus=len(os.sched_getaffinity(0)),
+        context_switch_ns=switch_ns,
+        linux_base_slice_ns=slice_ns,
+        rr_timeslice_ns=rr_ns or None,
+        start_latency_ns=latency,
+        costs={k: (v if k == "per_byte_ns" else round(v)) for k, v in costs.items()},
+        measured={
+            "host": platform.node(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "cpu": _cpu_model(),
+            "details": details,
+        },
+    )
+
+
+# --- process start --------------------------------------------------------------
+
+# Run in a fresh interpreter (`python -c`), so that the figures are those of a
+# small program: a spawn child re-imports the parent's main module, and
+# procsim's own imports would otherwise be counted as the cost of starting a
+# process. The child's target is a Connection's `send_bytes`, which every start
+# method can unpickle without importing anything beyond multiprocessing; the
+# parent notes when the byte arrives.
+_START_SCRIPT = """
+import json, multiprocessing, sys, time
+def main(method, samples):
+    ctx = multiprocessing.get_context(method)
+    out = {"latency": [], "cpu": [], "first_call": 0}
+    for i in range(samples + 1):
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=writer.send_bytes, args=(b"x",), daemon=True)
+        t0, c0 = time.monotonic_ns(), time.thread_time_ns()
+        proc.start()
+        c1, t1 = time.thread_time_ns(), time.monotonic_ns()
+        if i == 0:
+            out["first_call"] = t1 - t0
+        reader.recv_bytes()
+        began = time.monotonic_ns()
+        proc.join()
+        writer.close()
+        reader.close()
+        if i > 0:  # the first start warms up imports (and starts a forkserver)
+            out["latency"].append(began - t1)
+            out["cpu"].append(c1 - c0)
+    json.dump(out, sys.stdout)
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
+"""
+
+
+def _start_costs(method: str, samples: int) -> tuple[int, int, int]:
+    """Median latency (start() returned → target runs), median CPU time of
+    start() in the parent, and the wall time of the first start() (a
+    forkserver's includes starting the server)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _START_SCRIPT, method, str(samples)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    return _median(out["latency"]), _median(out["cpu"]), int(out["first_call"])
+
+
+# --- Queue ----------------------------------------------------------------------
+
+
+def _drain_queue(queue: Any, count: int, done: Connection) -> None:
+    """Wait until `count` items are in, then get them, timing each get()."""
+    times: list[int] = []
+    got = 0
+    # The first get waits for the producer; the rest find items already there.
+    queue.get()
+    got += 1
+    time.sleep(0.05)
+    while got < count:
+        c0 = _cpu()
+        queue.get()
+        times.append(_cpu() - c0)
+        got += 1
+    done.send(_median(times))
+    done.close()
+
+
+def _queue_call_costs() -> tuple[int, int]:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    reader, writer = ctx.Pipe(duplex=False)
+    # Items stay small so that all of them fit in the pipe: the gets never wait.
+    count = min(QUEUE_CALLS, 600)
+    consumer = ctx.Process(target=_drain_queue, args=(queue, count, writer), daemon=True)
+    consumer.start()
+    writer.close()
+    queue.put(0)  # starts the feeder thread, which the timed puts then only wake
+    puts: list[int] = []
+    for i in range(1, count):
+        c0 = _cpu()
+        queue.put(i)
+        puts.append(_cpu() - c0)
+    get_ns = reader.recv()
+    consumer.join()
+    reader.close()
+    queue.close()
+    queue.join_thread()
+    return _median(puts), int(get_ns)
+
+
+def _echo_queue(inbox: Any, outbox: Any, rounds: int) -> None:
+    """Get each item and put back the time it arrived."""
+    for _ in range(rounds):
+        inbox.get()
+        outbox.put(_now())
+
+
+def _queue_latency(size: int) -> int:
+    """Median put→get time for items of `size` bytes into a waiting consumer."""
+    ctx = multiprocessing.get_context("fork")
+    inbox, outbox = ctx.Queue(), ctx.Queue()
+    rounds = LATENCY_ROUNDS if size <= 64 else SIZE_ROUNDS
+    echo = ctx.Process(target=_echo_queue, args=(inbox, outbox, rounds), daemon=True)
+    echo.start()
+    payload = b"x" * size
+    samples: list[int] = []
+    for _ in range(rounds):
+        time.sleep(0.0005)  # let the consumer block in get() first
+        t0 = _now()
+        inbox.put(payload)
+        samples.append(outbox.get() - t0)
+    echo.join()
+    for q in (inbox, outbox):
+        q.close()
+        q.join_thread()
+    return _median(samples[len(samples) // 10 :])
+
+
+# --- Pipe -----------------------------------------------------------------------
+
+
+def _drain_pipe(conn: Connection, count: int, done: Connection) -> None:
+    conn.recv()
+    time.sleep(0.05)
+    times: list[int] = []
+    for _ in range(count - 1):
+        c0 = _cpu()
+        conn.recv()
+        times.append(_cpu() - c0)
+    done.send(_median(times))
+    done.close()
+
+
+def _pipe_call_costs() -> tuple[int, int]:
+    ctx = multiprocessing.get_context("fork")
+    rx, tx = ctx.Pipe(duplex=False)
+    result_rx, result_tx = ctx.Pipe(duplex=False)
+    count = 600  # ~60 bytes each: all fit in the pipe, so no send blocks
+    reader = ctx.Process(target=_drain_pipe, args=(rx, count, result_tx), daemon=True)
+    reader.start()
+    result_tx.close()
+    sends: list[int] = []
+    for i in range(count):
+        c0 = _cpu()
+        tx.send(i)
+        sends.append(_cpu() - c0)
+    recv_ns = result_rx.recv()
+    reader.join()
+    return _median(sends[1:]), int(recv_ns)
+
+
+def _echo_pipe(conn: Connection, rounds: int) -> None:
+    for _ in range(rounds):
+        conn.recv()
+        conn.send(_now())
+
+
+def _pipe_latency(size: int) -> int:
+    """Median send→recv time of `size` bytes into a waiting receiver (duplex Pipe)."""
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+    rounds = LATENCY_ROUNDS if size <= 64 else SIZE_ROUNDS
+    echo = ctx.Process(target=_echo_pipe, args=(there, rounds), daemon=True)
+    echo.start()
+    payload = b"x" * size
+    samples: list[int] = []
+    for _ in range(rounds):
+        time.sleep(0.0005)
+        t0 = _now()
+        here.send(payload)
+        samples.append(here.recv() - t0)
+    echo.join()
+    return _median(samples[len(samples) // 10 :])
+
+
+# --- Pool -----------------------------------------------------------------------
+
+
+def _tiny(i: int) -> int:
+    return i + 1
+
+
+def _schedstat_cpu(path: str) -> int:
+    """CPU time (ns) from a /proc schedstat file; 0 once the task is gone."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _pool_costs() -> dict[str, int]:
+    """Per-task CPU time of each part of a Pool running `apply_async` of a tiny
+    function with a callback, set up as the reference text's example (4 workers)."""
+    ctx = multiprocessing.get_context("fork")
+    calls = 0
+
+    def callback(_value: int) -> None:
+        nonlocal calls
+        calls += 1
+
+    # The task and the callback themselves, to subtract from the worker's and the
+    # result handler's figures.
+    c0 = _cpu()
+    for i in range(POOL_TASKS):
+        callback(_tiny(i))
+    task_and_callback_ns = (_cpu() - c0) / POOL_TASKS
+    calls = 0
+
+    pool = ctx.Pool(POOL_WORKERS)
+    try:
+        pool.apply(_tiny, (0,))  # workers up and warm
+        parts = {
+            "worker_handler": pool._worker_handler,  # type: ignore[attr-defined]
+            "task_handler": pool._task_handler,  # type: ignore[attr-defined]
+            "result_handler": pool._result_handler,  # type: ignore[attr-defined]
+        }
+        files = {n: f"/proc/self/task/{t.native_id}/schedstat" for n, t in parts.items()}
+        workers = [f"/proc/{w.pid}/schedstat" for w in pool._pool]  # type: ignore[attr-defined]
+        before = {n: _schedstat_cpu(f) for n, f in files.items()}
+        workers_before = sum(map(_schedstat_cpu, workers))
+        c0 = _cpu()
+        results = [pool.apply_async(_tiny, (i,), callback=callback) for i in range(POOL_TASKS)]
+        submit_ns = (_cpu() - c0) / POOL_TASKS
+        for result in results:
+            result.wait()
+        while calls < POOL_TASKS:  # the last callback runs just after its wait() returns
+            time.sleep(0.001)
+        spent = {n: (_schedstat_cpu(f) - before[n]) / POOL_TASKS for n, f in files.items()}
+        worker_ns = (sum(map(_schedstat_cpu, workers)) - workers_before) / POOL_TASKS
+    finally:
+        pool.terminate()
+        pool.join()
+    return {
+        "submit": round(submit_ns),
+        **{name: round(ns) for name, ns in spent.items()},
+        "worker": round(worker_ns),
+        "task_and_callback": round(task_and_callback_ns),
+    }
+
+
+# --- the scheduler ------------------------------------------------------------
+
+
+def _pin(cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
+
+
+def _pong(cpu: int, rfd: int, wfd: int, rounds: int) -> None:
+    _pin(cpu)
+    for _ in range(rounds):
+        os.read(rfd, 1)
+        os.write(wfd, b"x")
+
+
+def _context_switch() -> tuple[int, int]:
+    """(switch cost, round-trip time) from a ping-pong between two processes on one CPU."""
+    cpu = min(os.sched_getaffinity(0))
+    ctx = multiprocessing.get_context("fork")
+    a_r, b_w = os.pipe()
+    b_r, a_w = os.pipe()
+    with _pinned(cpu):
+        child = ctx.Process(target=_pong, args=(cpu, b_r, b_w, PINGS), daemon=True)
+        child.start()
+        os.write(a_w, b"x")  # one warm-up round
+        os.read(a_r, 1)
+        rtts: list[int] = []
+        for _ in range(PINGS - 1):
+            t0 = _now()
+            os.write(a_w, b"x")
+            os.read(a_r, 1)
+            rtts.append(_now() - t0)
+        child.join()
+        # The same system calls with nobody to switch to: write, then read back.
+        local: list[int] = []
+        for _ in range(PINGS):
+            t0 = _now()
+            os.write(a_w, b"x")
+            os.read(b_r, 1)
+            local.append(_now() - t0)
+    for fd in (a_r, a_w, b_r, b_w):
+        os.close(fd)
+    rtt = _median(rtts)
+    # A round trip is two writes, two reads and two switches.
+    return max(0, (rtt - 2 * _median(local)) // 2), rtt
+
+
+@contextlib.contextmanager
+def _pinned(cpu: int) -> Iterator[None]:
+    saved = os.sched_getaffinity(0)
+    _pin(cpu)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+def _spin(cpu: int, spin_ns: int, conn: Connection) -> None:
+    """Burn the CPU for `spin_ns`; report the lengths of the uninterrupted runs."""
+    _pin(cpu)
+    runs: list[int] = []
+    start = last = run_start = _now()
+    while last - start < spin_ns:
+        t = _now()
+        if t - last > GAP_NS:
+            runs.append(last - run_start)
+            run_start = t
+        last = t
+    conn.send(runs[1:])  # the first run began before the other spinner started
+    conn.close()
+
+
+def _fair_slice() -> int:
+    """Median uninterrupted run of two CPU-bound processes sharing one CPU."""
+    cpu = max(os.sched_getaffinity(0))
+    ctx = multiprocessing.get_context("fork")
+    pipes = [ctx.Pipe(duplex=False) for _ in range(2)]
+    procs = [ctx.Process(target=_spin, args=(cpu, SPIN_NS, tx), daemon=True) for _rx, tx in pipes]
+    for proc in procs:
+        proc.start()
+    runs: list[int] = []
+    for rx, tx in pipes:
+        tx.close()
+        runs += rx.recv()
+    for proc in procs:
+        proc.join()
+    # Another task of the machine landing on the CPU cuts a run short; the upper
+    # quartile is the slice a task gets when nothing but its rival is there.
+    return round(statistics.quantiles(runs, n=4)[2]) if len(runs) >= 2 else 0
+
+
+def _rr_interval(conn: Connection) -> None:
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+        conn.send(round(os.sched_rr_get_interval(0) * 1e9))
+    except OSError:
+        conn.send(None)
+    conn.close()
+
+
+def _rr_timeslice() -> int:
+    """The kernel's SCHED_RR quantum: asked of a SCHED_RR child when allowed,
+    else read from /proc; 0 when neither works."""
+    ctx = multiprocessing.get_context("fork")
+    rx, tx = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_rr_interval, args=(tx,), daemon=True)
+    child.start()
+    tx.close()
+    value = rx.recv()
+    child.join()
+    if isinstance(value, int) and value > 0:
+        return value
+    try:
+        with open(RR_SYSCTL) as f:
+            return int(f.read().strip()) * 1_000_000
+    except (OSError, ValueError):
+        return 0
+
+
+def _rr_source(rr_ns: int) -> str:
+    if rr_ns == 0:
+        return "unknown: neither a SCHED_RR process nor " + RR_SYSCTL + " could tell"
+    if os.geteuid() == 0:
+        return "sched_rr_get_interval of a SCHED_RR process"
+    return RR_SYSCTL
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _median(values: list[int]) -> int:
+    return round(statistics.median(values)) if values else 0
+
+
+def _median_of(runs: list[Any]) -> Any:
+    """The median of repeated results, figure by figure: of numbers, of tuples
+    or lists (position by position) and of dicts (key by key)."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: _median_of([run[key] for run in runs]) for key in first}
+    if isinstance(first, tuple | list):
+        merged = [_median_of([run[i] for run in runs]) for i in range(len(first))]
+        return type(first)(merged)
+    return round(statistics.median(runs))
+
+
+def _slope(latency: dict[int, int]) -> float:
+    """Least-squares slope of latency against size, in ns per byte."""
+    xs, ys = list(latency), list(latency.values())
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    num = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    den = sum((x - mx) ** 2 for x in xs)
+    return num / den if den else 0.0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

@@ -1,0 +1,325 @@
+"""Real runs, start to finish: the public API of `sim.real`.
+
+`run_scenario` runs a scenario through the executor (`python -m sim.real`);
+`trace_program` runs any Python program unchanged. Both start the kernel's
+scheduler trace if asked, start the root process with the probes injected (in
+a session of its own, so a Ctrl-C reaches procsim and not the program), watch
+it for the end, a deadlock, the time limit or an interrupt, kill whatever of
+the run is left, and merge probe records and kernel events into one trace,
+written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import sim
+from sim.program import Scenario
+from sim.real import cleanup
+from sim.real.executor import RunSpec
+from sim.real.inject import new_run_id, probe_environment
+from sim.real.kernel_trace import KernelRecorder, KernelTraceUnavailable
+from sim.real.merge import RunFacts, merge
+from sim.real.policy import RT_BASE_PRIORITY, PolicyPlan, plan
+from sim.real.records import Record, read_records
+from sim.real.watch import DeadlockWatch
+from sim.trace import End, EndStatus, Header, TraceWriter
+
+KernelMode = Literal["auto", "on", "off"]
+EXIT_CODES: dict[EndStatus, int] = {"complete": 0, "deadlock": 3, "timeout": 4, "interrupted": 130}
+_POLL_S = 0.05
+_LEFTOVER_S = 2.0  # how long processes of a finished run get to exit on their own
+
+
+class RealRunError(Exception):
+    """A run that could not be made; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class RealResult:
+    trace_path: Path
+    end: End
+    exit_code: int  # the CLI's: 0, 3 deadlock, 4 timeout, 130 interrupted
+    kernel_status: str
+
+
+@dataclass
+class _Outcome:
+    status: EndStatus
+    stop_t: int
+    root_exit: int | None = None
+    root_exit_t: int | None = None
+
+
+def run_scenario(
+    scenario: Scenario,
+    out: Path,
+    *,
+    kernel: KernelMode = "auto",
+    start_method: str | None = None,
+    timeout_s: float | None = None,
+) -> RealResult:
+    """Run `scenario` with real multiprocessing and write its trace to `out`."""
+    method = start_method or scenario.machine.start_method
+    if method not in ("fork", "spawn", "forkserver"):
+        raise RealRunError(f"start method {method!r}: expected fork, spawn or forkserver")
+    policy = plan(scenario.machine)
+    spec = RunSpec(scenario, method, policy.rt_policy, RT_BASE_PRIORITY, policy.priorities)
+    machine = scenario.machine
+    requested = {
+        "cpus": machine.cpus,
+        "policy": machine.policy,
+        "quantum_ns": machine.settings.quantum_ns,
+        "start_method": method,
+    }
+    with tempfile.TemporaryDirectory(prefix="procsim-real-") as tmp:
+        work = Path(tmp)
+        spec_path = work / "run.pickle"
+        spec_path.write_bytes(pickle.dumps(spec))
+        return _run(
+            [sys.executable, "-m", "sim.real", str(spec_path)],
+            out,
+            kernel,
+            timeout_s,
+            work,
+            name=scenario.name,
+            seed=scenario.seed,
+            machine={**requested, "requested": requested, "enforced": policy.enforced},
+            notes={"start_method": method, "source_file": scenario.source}
+            if scenario.source
+            else {"start_method": method},
+            policy=policy,
+            executor=True,
+        )
+
+
+def trace_program(
+    argv: list[str], out: Path, *, kernel: KernelMode = "auto", timeout_s: float | None = None
+) -> RealResult:
+    """Run any Python program (`argv`, e.g. ["python", "prog.py"]) and write its trace."""
+    if not argv:
+        raise RealRunError("nothing to run: give the program after `--`, e.g. -- python prog.py")
+    if shutil.which(argv[0]) is None:
+        raise RealRunError(f"cannot run {argv[0]!r}: no such program")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with tempfile.TemporaryDirectory(prefix="procsim-trace-") as tmp:
+        return _run(
+            list(argv),
+            out,
+            kernel,
+            timeout_s,
+            Path(tmp),
+            name=Path(argv[1]).stem if len(argv) > 1 else Path(argv[0]).name,
+            seed=0,
+            machine={"cpus": cpus, "policy": "linux"},
+            notes={"argv": list(argv)},
+            policy=None,
+            executor=False,
+        )
+
+
+def _start_kernel(mode: KernelMode, work: Path) -> tuple[KernelRecorder | None, str]:
+    if mode == "off":
+        return None, "off"
+    recorder = KernelRecorder(work)
+    try:
+        recorder.start()
+    except KernelTraceUnavailable as exc:
+        if mode == "on":
+            raise RealRunError(f"kernel tracing unavailable: {exc}") from None
+        return None, f"unavailable: {exc}"
+    except OSError as exc:
+        if mode == "on":
+            raise RealRunError(f"kernel tracing unavailable: {exc}") from None
+        return None, f"unavailable: {exc}"
+    return recorder, "on"
+
+
+@contextmanager
+def _interrupts(flag: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets `flag` instead of raising, while the run is supervised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes], probe_dir: Path, timeout_s: float | None, stop: threading.Event
+) -> _Outcome:
+    exited = threading.Event()
+    exit_t: list[int] = []
+
+    def waiter() -> None:
+        proc.wait()
+        exit_t.append(time.monotonic_ns())
+        exited.set()
+
+    threading.Thread(target=waiter, name="procsim-wait", daemon=True).start()
+    deadline = None if timeout_s is None else time.monotonic_ns() + int(timeout_s * 1e9)
+    watch = DeadlockWatch(probe_dir)
+    while not exited.wait(_POLL_S):
+        now = time.monotonic_ns()
+        if stop.is_set():
+            return _Outcome("interrupted", now)
+        if deadline is not None and now >= deadline:
+            return _Outcome("timeout", now)
+        if watch.check(proc.pid, now):
+            return _Outcome("deadlock", now)
+    return _Outcome("complete", exit_t[0], proc.returncode, exit_t[0])
+
+
+def _run(
+    argv: list[str],
+    out: Path,
+    mode: KernelMode,
+    timeout_s: float | None,
+    work: Path,
+    *,
+    name: str,
+    seed: int,
+    machine: dict[str, Any],
+    notes: dict[str, Any],
+    policy: PolicyPlan | None,
+    executor: bool,
+) -> RealResult:
+    if mode not in ("auto", "on", "off"):
+        raise RealRunError(f"--kernel {mode!r}: expected auto, on or off")
+    probe_dir = work / "probes"
+    probe_dir.mkdir()
+    run_id = new_run_id()
+    env = probe_environment(probe_dir, run_id, importable=executor)
+    recorder, kernel_status = _start_kernel(mode, work)
+    stop = threading.Event()
+    proc: subprocess.Popen[bytes] | None = None
+    outcome: _Outcome | None = None
+    try:
+        with _interrupts(stop):
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=policy.apply if policy is not None else None,
+                )
+            except OSError as exc:
+                raise RealRunError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+            outcome = _supervise(proc, probe_dir, timeout_s, stop)
+            if outcome.status == "complete":
+                cleanup.wait_for_run(None, run_id, _LEFTOVER_S)
+    finally:
+        if proc is not None:
+            cleanup.kill_run(proc.pid, run_id)
+            proc.wait()
+        if recorder is not None:
+            recorder.stop()
+    assert outcome is not None
+    records = read_records(probe_dir)
+    root = [r for r in records if r.pid == proc.pid]
+    if not root:
+        raise RealRunError(
+            f"no probe records from {argv[0]!r} (exit code {proc.returncode}): its Python did "
+            "not load procsim's probes (not CPython 3.11+, or run with -I, -E or -S?)"
+        )
+    t0 = _time_zero(root, executor)
+    end_t = outcome.stop_t if outcome.status in ("timeout", "interrupted") else None
+    facts = RunFacts(
+        root_pid=proc.pid,
+        t0=t0,
+        end_t=end_t if end_t is not None else max(outcome.stop_t, records[-1].t),
+        status=outcome.status,
+        root_exit=outcome.root_exit,
+        root_exit_t=outcome.root_exit_t,
+        detail=_detail(outcome),
+    )
+    merged = merge(records, facts, recorder.events() if recorder is not None else None)
+    stats = merged.stats
+    python = _mark(root, "python") or platform.python_version()
+    if not executor:
+        machine["start_method"] = _mark(root, "start_method") or "fork"
+    notes = {
+        **notes,
+        "kernel_trace": kernel_status,
+        "states": (
+            "exact: kernel scheduler events (perf, CLOCK_MONOTONIC); reasons from the probes"
+            if recorder is not None
+            else "probe-only: ready and running are not told apart (blocked = inside a "
+            "blocking call, running = anywhere else)"
+        ),
+        "python_version": python,
+        "message_sizes": "bytes on the wire (the pickled message)",
+        "tasks": stats.tasks,
+        "not_enforced": list(policy.not_enforced) if policy is not None else [],
+    }
+    if recorder is not None:
+        notes["kernel_gaps"] = stats.gaps
+        notes["uncertain_intervals"] = stats.uncertain
+        notes["kernel_tasks"] = stats.kernel_tasks
+        if stats.schedstat:
+            notes["schedstat_check"] = stats.schedstat
+    if stats.unmatched_gets:
+        notes["unmatched_gets"] = stats.unmatched_gets
+    header = Header(
+        scenario=name,
+        source="real",
+        machine=machine,
+        seed=seed,
+        tool_version=sim.__version__,
+        python_version=python,
+        clock_origin=f"CLOCK_MONOTONIC {t0} ns",
+        notes=notes,
+    )
+    with TraceWriter(out, header) as writer:
+        for event in merged.events:
+            writer.emit(event)
+        path = writer.close(merged.end)
+    return RealResult(path, merged.end, EXIT_CODES[merged.end.status], kernel_status)
+
+
+def _time_zero(root: list[Record], executor: bool) -> int:
+    """Time 0: the executor's start of `main`, or the traced program's first record."""
+    if executor:
+        for r in root:
+            if r.kind == "H" and r.fields[0] == "main_begin":
+                return r.t
+    return root[0].t
+
+
+def _mark(root: list[Record], what: str) -> str | None:
+    for r in root:
+        if r.kind == "H" and r.fields[0] == what and len(r.fields) > 1:
+            return r.fields[1]
+    return None
+
+
+def _detail(outcome: _Outcome) -> str:
+    return {
+        "complete": "",
+        "deadlock": "deadlock: every task of the program waits and nothing moves",
+        "timeout": "timeout: the run went past its time limit and was stopped",
+        "interrupted": "interrupted: the run was stopped by a signal (Ctrl-C)",
+    }[outcome.status]

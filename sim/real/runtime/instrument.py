@@ -1,0 +1,1132 @@
+"""Probes inside multiprocessing: patches that record what every task does.
+
+`install()` wraps, in the running interpreter, the places where a task of a
+multiprocessing program starts, blocks, exchanges a message or ends:
+Process start/bootstrap/join/terminate, Thread start/run/join and interpreter
+shutdown, `time.sleep`, Queue/JoinableQueue/SimpleQueue, Connection byte
+transfers, Lock/RLock/Semaphore/Event/Condition/Barrier, Pool (workers, helper
+threads, submissions, results, callbacks) and `sys.stdout`. Fork children
+inherit the patches; spawn and forkserver children get them from the
+`sitecustomize` bootstrap. No signal handler is installed and no exit path is
+changed: a program behaves as it would without probes.
+
+A blocking call is recorded only when it really has to wait: each wrapper first
+tries the operation without blocking (put_nowait, acquire(False), poll) and
+records a span only if that fails. Spans nest (a Queue.get waits inside a lock
+acquire); only the outermost one is recorded, as it names the program's reason.
+
+Objects are identified across processes by what the kernel shares: a pipe's or
+socket's inode for connections and queues, a semaphore's name (or, in fork
+children, its address) for locks. The creating process records the object with a
+name guessed from the creating line (`q = Queue()` gives `q`); the scenario
+executor renames objects to their scenario names.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import linecache
+import multiprocessing
+import multiprocessing.connection as mp_connection
+import multiprocessing.pool as mp_pool
+import multiprocessing.popen_fork as mp_popen_fork
+import multiprocessing.process as mp_process
+import multiprocessing.queues as mp_queues
+import multiprocessing.synchronize as mp_sync
+import os
+import platform
+import re
+import select
+import stat
+import sys
+import threading
+import time
+import types
+import weakref
+import zlib
+from collections.abc import Callable
+from queue import Empty, Full
+from typing import Any
+
+from .recorder import Recorder, escape
+
+_rec: Recorder | None = None
+_emit: Callable[..., None] = lambda *_a: None  # noqa: E731 - replaced by install()
+_emit_at: Callable[..., None] = lambda *_a: None  # noqa: E731
+_line: Callable[[str], None] = lambda _body: None  # noqa: E731
+_tls = threading.local()
+_pools: list[weakref.ref[Any]] = []
+_counters: dict[str, itertools.count[int]] = {}
+_now = time.monotonic_ns
+_orig_sleep = time.sleep
+_plain_send_bytes = mp_connection.Connection._send_bytes
+_plain_recv_bytes = mp_connection.Connection._recv_bytes
+
+_MP_DIR = os.path.dirname(multiprocessing.__file__) + os.sep
+_RT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ASSIGN = re.compile(r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
+_WITH_AS = re.compile(r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]")
+PIPE_BUF = 4096
+_HANDLERS = ("_handle_workers", "_handle_tasks", "_handle_results")
+
+
+# --- spans -------------------------------------------------------------------
+
+
+def begin(what: str, key: object = "", timed: bool = False) -> bool:
+    """A blocking call starts; True when it is the outermost one (recorded)."""
+    depth = getattr(_tls, "depth", 0)
+    _tls.depth = depth + 1
+    if depth:
+        return False
+    _line(f"B\t{what}\t{key}\t{1 if timed else 0}")
+    return True
+
+
+def end(recorded: bool) -> None:
+    _tls.depth = getattr(_tls, "depth", 1) - 1
+    if recorded:
+        _line("E")
+
+
+def _inside() -> str:
+    inside: str = getattr(_tls, "inside", "")
+    return inside
+
+
+# --- names and keys ----------------------------------------------------------
+
+
+def _guess_names(count: int) -> list[str]:
+    """Names from the line of the program that created the object."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith((_MP_DIR, _RT_DIR)):
+        frame = frame.f_back  # type: ignore[assignment]
+    # A subclass's __init__ (concurrent.futures' _SafeQueue) is not the creating line.
+    while frame is not None and frame.f_code.co_name == "__init__":
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return []
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    match = _ASSIGN.match(line)
+    if match:
+        targets = [t.strip().rsplit(".", 1)[-1] for t in match.group(1).split(",")]
+        if len(targets) == count:
+            return targets
+    match = _WITH_AS.match(line)
+    if match and count == 1:
+        return [match.group(1)]
+    return []
+
+
+def _fallback(kind: str) -> str:
+    counter = _counters.setdefault(kind, itertools.count(1))
+    return f"{kind}{next(counter)}"
+
+
+def _name(kind: str) -> str:
+    guessed = _guess_names(1)
+    return guessed[0] if guessed else _fallback(kind)
+
+
+def _conn_key(conn: Any) -> str:
+    """`s<inode>` for a socket end, `p<inode>r|w` for a pipe end; '' if unknown."""
+    attrs = conn.__dict__
+    key: str | None = attrs.get("_procsim_key")
+    if key is None:
+        key = ""
+        handle = attrs.get("_handle")
+        if handle is not None:
+            try:
+                st = os.fstat(handle)
+            except OSError:
+                pass
+            else:
+                if stat.S_ISSOCK(st.st_mode):
+                    key = f"s{st.st_ino}"
+                elif stat.S_ISFIFO(st.st_mode):
+                    key = f"p{st.st_ino}{'r' if conn.readable else 'w'}"
+        attrs["_procsim_key"] = key
+    return key
+
+
+def _unrecorded(*conns: Any) -> None:
+    """Connections of multiprocessing's own machinery (a Pool's pipes): not
+    recorded, and given the unwrapped methods so they cost nothing."""
+    for conn in conns:
+        attrs = conn.__dict__
+        attrs["_procsim_key"] = ""
+        attrs["_send_bytes"] = types.MethodType(_plain_send_bytes, conn)
+        attrs["_recv_bytes"] = types.MethodType(_plain_recv_bytes, conn)
+
+
+def _queue_key(queue: Any) -> str:
+    """A queue is known by its pipe's read end (either end may be closed here)."""
+    key: str | None = queue.__dict__.get("_procsim_q")
+    if key is None:
+        key = _conn_key(queue._reader) or _conn_key(queue._writer)[:-1] + "r"
+        if key == "r":
+            key = ""
+        queue.__dict__["_procsim_q"] = key
+    return key
+
+
+def _sem_key(lock: Any) -> str:
+    semlock = lock._semlock
+    return semlock.name or f"h{semlock.handle}"
+
+
+def _pool_key(pool: Any) -> str:
+    return pool.__dict__.get("_procsim_key", "") if pool is not None else ""
+
+
+def _find_pool(match: Callable[[Any], bool]) -> Any:
+    for ref in _pools:
+        pool = ref()
+        if pool is not None and match(pool):
+            return pool
+    return None
+
+
+def name_object(obj: Any, name: str) -> None:
+    """The program's own name for an object (used by the scenario executor)."""
+    parts: Any = obj  # the private attributes below are not in the stubs
+    if isinstance(obj, mp_connection.Connection):
+        key = _conn_key(obj)
+    elif isinstance(obj, mp_queues.Queue | mp_queues.SimpleQueue):
+        key = _queue_key(obj)
+    elif isinstance(obj, mp_pool.Pool):
+        key = _pool_key(obj)
+    elif isinstance(obj, mp_sync.Event):
+        key = _sem_key(parts._flag)
+    elif isinstance(obj, mp_sync.Condition):
+        key = _sem_key(parts._lock)
+    elif isinstance(obj, mp_sync.Barrier):
+        key = _sem_key(parts._cond._lock)
+    elif isinstance(obj, mp_sync.SemLock):
+        key = _sem_key(obj)
+    else:
+        return
+    if key:
+        _emit("N", key, escape(name))
+
+
+def mark(what: str) -> None:
+    _emit("H", what)
+
+
+# --- generic wrapping helpers ------------------------------------------------
+
+
+def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    setattr(owner, name, make(getattr(owner, name)))
+
+
+def _constructor(register: Callable[[Any], None], unrecord: Callable[[Any], None]) -> Any:
+    """Wrap an __init__: the outermost constructor registers the object; objects
+    built inside another (a Queue's locks) are parts of it, and those built
+    inside a Pool are its machinery and are not recorded at all."""
+
+    def make(orig: Any) -> Any:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            prev = _inside()
+            _tls.inside = prev or "obj"
+            try:
+                orig(self, *args, **kwargs)
+            finally:
+                _tls.inside = prev
+            if not prev:
+                register(self)
+            elif prev == "pool":
+                unrecord(self)
+
+        return __init__
+
+    return make
+
+
+# --- connections -------------------------------------------------------------
+
+
+def _ready(conn: Any, write: bool) -> bool:
+    """Whether a connection can be read (written) now without waiting. A poll
+    object is kept per connection: Connection.poll() builds a selector per call
+    and would cost the program more than the probe saves."""
+    attrs = conn.__dict__
+    name = "_procsim_pollw" if write else "_procsim_pollr"
+    poller = attrs.get(name)
+    try:
+        if poller is None:
+            poller = attrs[name] = select.poll()
+            poller.register(conn._handle, select.POLLOUT if write else select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, TypeError):
+        return True  # a closed connection: the call itself will say so
+
+
+def _wrap_send_bytes(orig: Any) -> Any:
+    def _send_bytes(self: Any, buf: Any) -> None:
+        attrs = self.__dict__
+        key = attrs.get("_procsim_key")
+        if key is None:
+            key = _conn_key(self)
+        if not key:
+            return orig(self, buf)  # type: ignore[no-any-return]
+        size = len(buf)
+        _line(f"M\tw\t{key}\t{zlib.crc32(buf)}\t{size}")
+        # A pipe end's send can block; a queue's writes happen in its feeder.
+        if attrs.get("_procsim_role", "e") == "e" and (
+            size > PIPE_BUF or not _ready(self, True)
+        ):
+            recorded = begin("send", key)
+            try:
+                return orig(self, buf)  # type: ignore[no-any-return]
+            finally:
+                end(recorded)
+        return orig(self, buf)  # type: ignore[no-any-return]
+
+    return _send_bytes
+
+
+def _wrap_recv_bytes(orig: Any) -> Any:
+    def _recv_bytes(self: Any, maxsize: int | None = None) -> Any:
+        attrs = self.__dict__
+        key = attrs.get("_procsim_key")
+        if key is None:
+            key = _conn_key(self)
+        if not key:
+            return orig(self, maxsize)
+        if attrs.get("_procsim_role", "e") == "e" and not _ready(self, False):
+            recorded = begin("recv", key)
+            try:
+                buf = orig(self, maxsize)
+            finally:
+                end(recorded)
+        else:
+            buf = orig(self, maxsize)
+        if buf is not None:
+            with buf.getbuffer() as view:
+                _line(f"M\tr\t{key}\t{zlib.crc32(view)}\t{view.nbytes}")
+        return buf
+
+    return _recv_bytes
+
+
+def _wrap_pipe(orig: Any) -> Any:
+    def Pipe(duplex: bool = True) -> Any:
+        a, b = orig(duplex)
+        if _inside():
+            return a, b  # part of a queue or a pool: its constructor decides
+        names = _guess_names(2)
+        if not names:
+            base = _fallback("pipe")
+            names = [f"{base}[0]", f"{base}[1]"]
+        _emit(
+            "O", "pipe", _conn_key(a), _conn_key(b), escape(names[0]), escape(names[1]), int(duplex)
+        )
+        return a, b
+
+    return Pipe
+
+
+# --- queues ------------------------------------------------------------------
+
+
+def _queue_roles(queue: Any) -> None:
+    queue._reader.__dict__["_procsim_role"] = "q"
+    queue._writer.__dict__["_procsim_role"] = "q"
+
+
+def _register_queue(queue: Any) -> None:
+    _queue_roles(queue)
+    rlock = _sem_key(queue._rlock)
+    wlock = _sem_key(queue._wlock) if queue._wlock is not None else ""
+    joinable = int(isinstance(queue, mp_queues.JoinableQueue))
+    maxsize = getattr(queue, "_maxsize", 0)
+    _emit(
+        "O", "queue", _queue_key(queue), _conn_key(queue._writer), escape(_name("queue")),
+        maxsize, joinable, rlock, wlock,
+    )  # fmt: skip
+
+
+def _unrecord_queue(queue: Any) -> None:
+    _unrecorded(queue._reader, queue._writer)
+    queue.__dict__["_procsim_q"] = ""
+
+
+def _wrap_reset(orig: Any) -> Any:
+    def _reset(self: Any, after_fork: bool = False) -> None:
+        orig(self, after_fork)
+        _queue_roles(self)
+        # The feeder waits on this condition for data: its idle state.
+        notempty = self._notempty
+        if "wait" not in notempty.__dict__:
+            notempty.wait = _feeder_wait(notempty.wait, self)
+
+    return _reset
+
+
+def _feeder_wait(orig: Any, queue: Any) -> Any:
+    ref = weakref.ref(queue)
+
+    def wait(timeout: float | None = None) -> Any:
+        if threading.current_thread().__dict__.get("_procsim_role") != "feeder":
+            return orig(timeout)
+        q = ref()
+        recorded = begin("feed", _queue_key(q) if q is not None else "")
+        try:
+            return orig(timeout)
+        finally:
+            end(recorded)
+
+    return wait
+
+
+def _wrap_put(orig: Any) -> Any:
+    def put(self: Any, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+        if block:
+            try:
+                orig(self, obj, False)
+            except Full:
+                recorded = begin("put", _queue_key(self), timeout is not None)
+                try:
+                    orig(self, obj, True, timeout)
+                finally:
+                    end(recorded)
+        else:
+            orig(self, obj, False)
+        key = _queue_key(self)
+        if key:
+            _line(f"M\tput\t{key}\t0\t0")
+
+    return put
+
+
+def _wrap_get(orig: Any) -> Any:
+    def get(self: Any, block: bool = True, timeout: float | None = None) -> Any:
+        if block:
+            try:
+                return orig(self, False)
+            except Empty:
+                pass
+            recorded = begin("get", _queue_key(self), timeout is not None)
+            try:
+                return orig(self, True, timeout)
+            finally:
+                end(recorded)
+        return orig(self, block, timeout)
+
+    return get
+
+
+def _wrap_simple_get(orig: Any) -> Any:
+    def get(self: Any) -> Any:
+        key = _queue_key(self)
+        if not key or _ready(self._reader, False):
+            return orig(self)
+        recorded = begin("get", key)
+        try:
+            return orig(self)
+        finally:
+            end(recorded)
+
+    return get
+
+
+def _wrap_simple_setstate(orig: Any) -> Any:
+    def __setstate__(self: Any, state: Any) -> None:
+        orig(self, state)
+        _queue_roles(self)
+
+    return __setstate__
+
+
+def _wrap_task_done(orig: Any) -> Any:
+    def task_done(self: Any) -> None:
+        try:
+            orig(self)
+        except ValueError as exc:
+            _emit("A", "task_done", _queue_key(self), escape(str(exc)))
+            raise
+
+    return task_done
+
+
+def _wrap_queue_join(orig: Any) -> Any:
+    def join(self: Any) -> None:
+        if self._unfinished_tasks._semlock._is_zero():
+            return orig(self)  # type: ignore[no-any-return]
+        recorded = begin("qjoin", _queue_key(self))
+        try:
+            return orig(self)  # type: ignore[no-any-return]
+        finally:
+            end(recorded)
+
+    return join
+
+
+# --- locks, events, conditions, barriers -------------------------------------
+
+
+def _wrap_make_methods(orig: Any) -> Any:
+    def _make_methods(self: Any) -> None:
+        orig(self)
+        acquire = self._semlock.acquire
+        key = _sem_key(self)
+
+        def acquire_probe(block: bool = True, timeout: float | None = None) -> bool:
+            if not block:
+                return acquire(False)  # type: ignore[no-any-return]
+            if acquire(False):
+                return True
+            recorded = begin("acquire", key, timeout is not None)
+            try:
+                return acquire(True, timeout)  # type: ignore[no-any-return]
+            finally:
+                end(recorded)
+
+        self.acquire = acquire_probe
+
+    return _make_methods
+
+
+def _semlock_enter(self: Any) -> Any:
+    return self.acquire()  # through the probe, not the C fast path
+
+
+def _register_lock(lock: Any) -> None:
+    _emit("O", "lock", _sem_key(lock), escape(_name("lock")), type(lock).__name__)
+
+
+def _register_event(event: Any) -> None:
+    _emit("O", "event", _sem_key(event._flag), escape(_name("event")))
+
+
+def _register_condition(cond: Any) -> None:
+    _emit("O", "cond", _sem_key(cond._lock), escape(_name("cond")))
+
+
+def _register_barrier(barrier: Any) -> None:
+    _emit("O", "barrier", _sem_key(barrier._cond._lock), escape(_name("barrier")))
+
+
+def _nothing(_obj: Any) -> None:
+    return None
+
+
+def _wrap_wait(what: str, key_of: Callable[[Any], str], done: Callable[[Any], bool]) -> Any:
+    def make(orig: Any) -> Any:
+        def wait(self: Any, timeout: float | None = None) -> Any:
+            if done(self):
+                return orig(self, timeout)
+            recorded = begin(what, key_of(self), timeout is not None)
+            try:
+                return orig(self, timeout)
+            finally:
+                end(recorded)
+
+        return wait
+
+    return make
+
+
+# --- processes -------------------------------------------------------------------
+
+
+def _wrap_start(orig: Any) -> Any:
+    def start(self: Any) -> None:
+        t = _now()
+        orig(self)
+        _emit_at(t, "S", self.pid, escape(self.name), int(bool(self.daemon)))
+
+    return start
+
+
+def _wrap_bootstrap(orig: Any) -> Any:
+    def _bootstrap(self: Any, parent_sentinel: Any = None) -> int:
+        _reset_thread_state()
+        assert _rec is not None
+        _rec.activate()
+        _emit("P", os.getpid(), os.getppid(), "child", escape(self.name), int(bool(self.daemon)))
+        cause = ["exception"]
+        run = self.run
+
+        def run_probe() -> None:
+            try:
+                run()
+            except SystemExit:
+                cause[0] = "exit"
+                raise
+            except BaseException as exc:
+                _emit("A", "exception", "", escape(f"{type(exc).__name__}: {exc} (exit code 1)"))
+                raise
+            cause[0] = "returned"
+
+        self.run = run_probe
+        code: int = orig(self, parent_sentinel)
+        _emit("Z", code, cause[0])
+        _schedstat()
+        return code
+
+    return _bootstrap
+
+
+def _wrap_join(orig: Any) -> Any:
+    def join(self: Any, timeout: float | None = None) -> None:
+        popen = self._popen
+        if popen is None or popen.poll() is not None:
+            return orig(self, timeout)  # type: ignore[no-any-return]
+        recorded = begin("join", popen.pid, timeout is not None)
+        try:
+            return orig(self, timeout)  # type: ignore[no-any-return]
+        finally:
+            end(recorded)
+
+    return join
+
+
+def _wrap_poll(orig: Any) -> Any:
+    def poll(self: Any, flag: int = os.WNOHANG) -> Any:
+        before = self.returncode
+        code = orig(self, flag)
+        if before is None and code is not None:
+            _emit("R", self.pid, code)
+        return code
+
+    return poll
+
+
+def _signal_context() -> str:
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_name
+        if name == "_terminate_pool":
+            return "pool"
+        if name == "_exit_function":
+            return "daemon"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "terminate"
+
+
+def _wrap_send_signal(orig: Any) -> Any:
+    def _send_signal(self: Any, sig: int) -> None:
+        if self.returncode is None:
+            _emit("K", self.pid, int(sig), _signal_context())
+        orig(self, sig)
+
+    return _send_signal
+
+
+# --- threads ----------------------------------------------------------------------
+
+
+def _reset_thread_state() -> None:
+    _tls.depth = 0
+    _tls.inside = ""
+    _tls.partial = ""
+
+
+def _wrap_thread_start(orig: Any) -> Any:
+    def start(self: Any) -> None:
+        t = _now()
+        orig(self)
+        _emit_at(t, "U", self.native_id, escape(self.name), int(self.daemon))
+
+    return start
+
+
+def _handler_role(thread: Any) -> tuple[str, str]:
+    """(role, key) of a thread: a queue's feeder or a pool's helper thread."""
+    target = thread.__dict__.get("_target")
+    name = getattr(target, "__name__", "")
+    args = thread.__dict__.get("_args", ())
+    if name == "_feed" and args:
+        writer = getattr(args[2], "__self__", None)
+        key = _conn_key(writer)[:-1] + "r" if writer is not None else ""
+        return "feeder", key
+    if name in _HANDLERS and getattr(target, "__module__", "") == mp_pool.__name__:
+        if name == "_handle_results":
+            pool = _find_pool(lambda p: p.__dict__.get("_cache") is args[2])
+        else:
+            position = 5 if name == "_handle_workers" else 3
+            pool = _find_pool(lambda p: p.__dict__.get("_pool") is args[position])
+        role = {"_handle_workers": "worker_handler", "_handle_tasks": "task_handler"}.get(
+            name, "result_handler"
+        )
+        return role, _pool_key(pool)
+    return "user", ""
+
+
+def _wrap_handler_args(thread: Any, role: str) -> None:
+    """Pool helper threads get their work through these: wrap them to record
+    the helper's idle waits."""
+    args = list(thread._args)
+    if role == "task_handler":
+        args[0] = _TaskQueueProbe(args[0])
+    elif role == "result_handler":
+        args[1] = _result_getter(args[1], args[0])
+    thread._args = tuple(args)
+
+
+class _TaskQueueProbe:
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def get(self) -> Any:
+        try:
+            return self._queue.get(False)
+        except Empty:
+            pass
+        recorded = begin("ptasks", _tls.pool)
+        try:
+            return self._queue.get()
+        finally:
+            end(recorded)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _result_getter(get: Any, outqueue: Any) -> Any:
+    reader = outqueue._reader
+
+    def get_probe() -> Any:
+        if _ready(reader, False):
+            return get()
+        recorded = begin("presults", _tls.pool)
+        try:
+            return get()
+        finally:
+            end(recorded)
+
+    return get_probe
+
+
+def _wrap_bootstrap_inner(orig: Any) -> Any:
+    def _bootstrap_inner(self: Any) -> None:
+        _reset_thread_state()
+        role, key = _handler_role(self)
+        self.__dict__["_procsim_role"] = role
+        _tls.pool = key
+        _emit("T", escape(self.name), int(self.daemon), role, key)
+        if role in ("task_handler", "result_handler"):
+            _wrap_handler_args(self, role)
+        cause = ["returned"]
+        run = self.run
+
+        def run_probe() -> None:
+            try:
+                run()
+            except SystemExit:
+                cause[0] = "exit"
+                raise
+            except BaseException:
+                cause[0] = "exception"
+                raise
+
+        self.run = run_probe
+        try:
+            orig(self)
+        finally:
+            _schedstat()
+            _emit("t", cause[0])
+
+    return _bootstrap_inner
+
+
+def _wrap_thread_join(orig: Any) -> Any:
+    def join(self: Any, timeout: float | None = None) -> None:
+        if not self.is_alive() or self is threading.current_thread():
+            return orig(self, timeout)  # type: ignore[no-any-return]
+        recorded = begin("tjoin", self.native_id, timeout is not None)
+        try:
+            return orig(self, timeout)  # type: ignore[no-any-return]
+        finally:
+            end(recorded)
+
+    return join
+
+
+def _wrap_shutdown(orig: Any) -> Any:
+    def _shutdown() -> None:
+        mark("code_end")
+        # CPython waits for each non-daemon thread here; join them first so the
+        # wait is recorded as `join <thread>`.
+        main = threading.main_thread()
+        for thread in threading.enumerate():
+            if thread is not main and not thread.daemon and thread.is_alive():
+                thread.join()
+        orig()
+
+    return _shutdown
+
+
+def _wrap_excepthook(orig: Any) -> Any:
+    def excepthook(args: Any) -> None:
+        if args.exc_type is not SystemExit:
+            text = f"{args.exc_type.__name__}: {args.exc_value}"
+            _emit("A", "exception", "", escape(text))
+        orig(args)
+
+    return excepthook
+
+
+def _wrap_sys_excepthook(orig: Any) -> Any:
+    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+        _emit("A", "exception", "", escape(f"{exc_type.__name__}: {exc} (exit code 1)"))
+        orig(exc_type, exc, tb)
+
+    return excepthook
+
+
+def _schedstat() -> None:
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            cpu, wait, _slices = f.read().split()
+    except (OSError, ValueError):
+        return
+    _emit("C", cpu, wait)
+
+
+# --- sleep and stdout ---------------------------------------------------------
+
+
+def _sleep(secs: float) -> None:
+    if secs <= 0:
+        return _orig_sleep(secs)
+    recorded = begin("sleep")
+    try:
+        return _orig_sleep(secs)
+    finally:
+        end(recorded)
+
+
+class _Stdout:
+    """sys.stdout, recording every complete line it is given."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        written: int = self._stream.write(text)
+        if text.__class__ is str:
+            if "\n" in text:
+                lines = (getattr(_tls, "partial", "") + text).split("\n")
+                _tls.partial = lines.pop()
+                for line in lines:
+                    _line("X\t" + escape(line))
+            elif text:
+                _tls.partial = getattr(_tls, "partial", "") + text
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+# --- pools ------------------------------------------------------------------------
+
+
+def _wrap_pool_init(orig: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        prev = _inside()
+        _tls.inside = "pool"
+        try:
+            orig(self, *args, **kwargs)
+        finally:
+            _tls.inside = prev
+        # The change notifier's locks are taken once per result; only the pool's
+        # own threads use them, and never for long: no probe on them.
+        notifier = self.__dict__.get("_change_notifier")
+        if notifier is not None and hasattr(notifier, "_rlock"):
+            for lock in (notifier._rlock, notifier._wlock):
+                lock.acquire = lock._semlock.acquire
+
+    return __init__
+
+
+def _wrap_setup_queues(orig: Any) -> Any:
+    def _setup_queues(self: Any) -> None:
+        key = f"{os.getpid()}-{_fallback('')}"
+        self.__dict__["_procsim_key"] = key
+        _pools.append(weakref.ref(self))
+        _emit("O", "pool", key, escape(_name("pool")))
+        orig(self)
+        _pool_parts(self, key, ("inqueue", "outqueue"))
+
+    return _setup_queues
+
+
+def _pool_parts(pool: Any, key: str, parts: tuple[str, ...]) -> None:
+    """Name a pool's own queues' locks after the pool (`p.inqueue`): the
+    program's tasks can wait on them too."""
+    for part in parts:
+        queue = pool.__dict__.get(f"_{part}")
+        if queue is not None and hasattr(queue, "_rlock"):
+            _emit("O", "poolpart", key, part, _sem_key(queue._rlock), _sem_key(queue._wlock))
+
+
+def _wrap_repopulate(orig: Any) -> Any:
+    def _repopulate_pool_static(
+        ctx: Any,
+        Process: Any,
+        processes: Any,
+        pool: Any,
+        *args: Any,
+    ) -> None:
+        before = {id(w) for w in pool}
+        orig(ctx, Process, processes, pool, *args)
+        owner = _find_pool(lambda p: p.__dict__.get("_pool") is pool)
+        key = _pool_key(owner)
+        if owner is None:
+            return
+        for w in pool:
+            if id(w) not in before:
+                index = owner.__dict__.get("_procsim_workers", 0) + 1
+                owner.__dict__["_procsim_workers"] = index
+                _emit("W", key, w.pid, index)
+
+    return staticmethod(_repopulate_pool_static)
+
+
+class _WorkerIn:
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def get(self) -> Any:
+        if _ready(self._queue._reader, False):
+            task = self._queue.get()
+        else:
+            recorded = begin("task")
+            try:
+                task = self._queue.get()
+            finally:
+                end(recorded)
+        if task is not None:
+            _line(f"J\tstart\t\t{task[0]}\t{task[1]}\t")
+        return task
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+class _WorkerOut:
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def put(self, item: Any) -> None:
+        job, index, (ok, _value) = item
+        _line(f"J\t{'finish' if ok else 'error'}\t\t{job}\t{index}\t")
+        self._queue.put(item)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _make_worker(orig: Any) -> Any:
+    def worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> None:
+        for queue in (inqueue, outqueue):
+            if hasattr(queue, "_reader"):
+                _unrecorded(queue._reader, queue._writer)
+                queue.__dict__["_procsim_q"] = ""
+        orig(_WorkerIn(inqueue), _WorkerOut(outqueue), *args, **kwargs)
+
+    # Pickled by reference (spawn): it must be found as multiprocessing.pool.worker.
+    worker.__module__ = orig.__module__
+    worker.__qualname__ = orig.__qualname__
+    worker.__name__ = orig.__name__
+    return worker
+
+
+def _wrap_submit(kind: str) -> Any:
+    def make(orig: Any) -> Any:
+        def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = orig(self, *args, **kwargs)
+            target = result
+            if not hasattr(result, "_job"):
+                # imap with chunksize > 1 returns a generator over the IMapIterator.
+                frame = getattr(result, "gi_frame", None)
+                target = frame.f_locals.get(".0") if frame is not None else None
+                if not hasattr(target, "_job"):
+                    return result
+            key = self.__dict__.get("_procsim_key", "")
+            target.__dict__["_procsim_pool"] = key
+            _line(f"J\tsubmit\t{key}\t{target._job}\t\t{kind}")
+            return result
+
+        return submit
+
+    return make
+
+
+def _wrap_set(orig: Any) -> Any:
+    """A result reaches the parent's result handler, which runs the callback
+    (or error callback) inside `_set` once the job is complete; recorded as it
+    returns, when the callback has finished."""
+
+    def _set(self: Any, i: int, obj: Any) -> None:
+        orig(self, i, obj)
+        attrs = self.__dict__
+        if attrs.get("_number_left", 0) == 0:  # a map's last chunk, or any apply
+            if attrs.get("_success"):
+                if attrs.get("_callback") is not None:
+                    _line(f"J\tcallback\t{attrs.get('_procsim_pool', '')}\t{self._job}\t\t")
+            elif attrs.get("_error_callback") is not None:
+                pool = attrs.get("_procsim_pool", "")
+                _line(f"J\terror_callback\t{pool}\t{self._job}\t\t")
+
+    return _set
+
+
+def _wrap_result_get(orig: Any) -> Any:
+    def get(self: Any, timeout: float | None = None) -> Any:
+        try:
+            return orig(self, timeout)
+        finally:
+            if self.ready():
+                _emit("J", "result", self.__dict__.get("_procsim_pool", ""), self._job, "", "")
+
+    return get
+
+
+def _wrap_imap_next(orig: Any) -> Any:
+    def next(self: Any, timeout: float | None = None) -> Any:
+        key = self.__dict__.get("_procsim_pool", "")
+        waits = not self._items and self._index != self._length
+        recorded = begin("result", key, timeout is not None) if waits else False
+        try:
+            return orig(self, timeout)
+        except StopIteration:
+            _emit("J", "result", key, self._job, "", "")
+            raise
+        finally:
+            if waits:
+                end(recorded)
+
+    return next
+
+
+def _wrap_pool_join(orig: Any) -> Any:
+    def join(self: Any) -> None:
+        recorded = begin("pjoin", _pool_key(self))
+        try:
+            orig(self)
+        finally:
+            end(recorded)
+
+    return join
+
+
+# --- installation -------------------------------------------------------------------
+
+
+def _after_fork_in_child() -> None:
+    if _rec is not None:
+        _rec.forget_after_fork()
+    _reset_thread_state()
+
+
+def install(directory: str, root: bool) -> Recorder:
+    """Patch this interpreter. `root`: this is the traced program's main process."""
+    global _rec, _emit, _emit_at, _line
+    rec = Recorder(directory)
+    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    conn = mp_connection.Connection
+    _patch(conn, "_send_bytes", _wrap_send_bytes)
+    _patch(conn, "_recv_bytes", _wrap_recv_bytes)
+    _patch(mp_connection, "Pipe", _wrap_pipe)
+
+    queue, joinable, simple = mp_queues.Queue, mp_queues.JoinableQueue, mp_queues.SimpleQueue
+    _patch(queue, "__init__", _constructor(_register_queue, _unrecord_queue))
+    _patch(joinable, "__init__", _constructor(_register_queue, _unrecord_queue))
+    _patch(simple, "__init__", _constructor(_register_queue, _unrecord_queue))
+    _patch(queue, "_reset", _wrap_reset)
+    _patch(queue, "put", _wrap_put)
+    _patch(joinable, "put", _wrap_put)
+    _patch(queue, "get", _wrap_get)
+    _patch(simple, "get", _wrap_simple_get)
+    _patch(simple, "__setstate__", _wrap_simple_setstate)
+    _patch(joinable, "task_done", _wrap_task_done)
+    _patch(joinable, "join", _wrap_queue_join)
+
+    _patch(mp_sync.SemLock, "_make_methods", _wrap_make_methods)
+    mp_sync.SemLock.__enter__ = _semlock_enter  # type: ignore[method-assign]
+    for cls in (mp_sync.Lock, mp_sync.RLock, mp_sync.Semaphore, mp_sync.BoundedSemaphore):
+        _patch(cls, "__init__", _constructor(_register_lock, _nothing))
+    _patch(mp_sync.Event, "__init__", _constructor(_register_event, _nothing))
+    _patch(mp_sync.Condition, "__init__", _constructor(_register_condition, _nothing))
+    _patch(mp_sync.Barrier, "__init__", _constructor(_register_barrier, _nothing))
+    _patch(
+        mp_sync.Event,
+        "wait",
+        _wrap_wait("ewait", lambda e: _sem_key(e._flag), lambda e: e.is_set()),
+    )
+    _patch(mp_sync.Condition, "wait", _wrap_wait("cwait", lambda c: _sem_key(c._lock), _no))
+    mp_sync.Barrier.wait = _wrap_wait(  # type: ignore[method-assign]
+        "bwait", lambda b: _sem_key(b._cond._lock), _no
+    )(threading.Barrier.wait)
+
+    base = mp_process.BaseProcess
+    _patch(base, "start", _wrap_start)
+    _patch(base, "_bootstrap", _wrap_bootstrap)
+    _patch(base, "join", _wrap_join)
+    _patch(mp_popen_fork.Popen, "poll", _wrap_poll)
+    _patch(mp_popen_fork.Popen, "_send_signal", _wrap_send_signal)
+    try:
+        import multiprocessing.popen_forkserver as mp_popen_forkserver
+    except ImportError:  # no forkserver on this platform
+        pass
+    else:
+        _patch(mp_popen_forkserver.Popen, "poll", _wrap_poll)
+
+    _patch(threading.Thread, "start", _wrap_thread_start)
+    _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
+    _patch(threading.Thread, "join", _wrap_thread_join)
+    _patch(threading, "_shutdown", _wrap_shutdown)
+    _patch(threading, "excepthook", _wrap_excepthook)
+    setattr(time, "sleep", _sleep)  # noqa: B010 - a typed assignment would not check
+
+    pool = mp_pool.Pool
+    _patch(pool, "__init__", _wrap_pool_init)
+    _patch(pool, "_setup_queues", _wrap_setup_queues)
+    wrapped = _wrap_repopulate(pool.__dict__["_repopulate_pool_static"].__func__)
+    setattr(pool, "_repopulate_pool_static", wrapped)  # noqa: B010 - a staticmethod
+    _patch(mp_pool, "worker", _make_worker)
+    _patch(pool, "apply_async", _wrap_submit("apply"))
+    _patch(pool, "_map_async", _wrap_submit("map"))
+    _patch(pool, "imap", _wrap_submit("map"))
+    _patch(pool, "imap_unordered", _wrap_submit("map"))
+    _patch(pool, "join", _wrap_pool_join)
+    for result in (mp_pool.ApplyResult, mp_pool.MapResult):
+        _patch(result, "_set", _wrap_set)
+    _patch(mp_pool.ApplyResult, "get", _wrap_result_get)
+    _patch(
+        mp_pool.ApplyResult,
+        "wait",
+        _wrap_wait("result", lambda r: r.__dict__.get("_procsim_pool", ""), lambda r: r.ready()),
+    )
+    _patch(mp_pool.IMapIterator, "next", _wrap_imap_next)
+    mp_pool.IMapIterator.__next__ = mp_pool.IMapIterator.next  # type: ignore[method-assign]
+
+    if sys.stdout is not None and not isinstance(sys.stdout, _Stdout):
+        sys.stdout = _Stdout(sys.stdout)
+    if root:
+        rec.activate()
+        _emit("P", os.getpid(), os.getppid(), "root", "main", 0)
+        _emit("H", "python", platform.python_version())
+        _patch(sys, "excepthook", _wrap_sys_excepthook)
+        # Registered after multiprocessing's exit function, so it runs before it.
+        atexit.register(_root_exit)
+    return rec
+
+
+def _root_exit() -> None:
+    method = multiprocessing.get_start_method(allow_none=True) or "default"
+    _emit("H", "start_method", method)
+    _schedstat()
+
+
+def _no(_obj: Any) -> bool:
+    return False
