@@ -48,47 +48,59 @@ class Channel:
         self.taken = WaitQueue(env, scheduler)  # writers of oversized messages
         self.writer_closed = False
 
-    def cost(self, message: Message) -> int:
-        return message.size + self.overhead
+    def try_write(self, message: Message) -> bool:
+        """Put a whole message in the buffer if it has room (or is empty: a
+        message bigger than the whole buffer goes in then)."""
+        cost = message.size + self.overhead
+        if self.used and self.used + cost > self.capacity:
+            return False
+        self.messages.append(message)
+        self.used += cost
+        self.readers.wake_one()
+        return True
 
     def write(
         self, task: Task, message: Message, reason: str, readers: Waiters
     ) -> Generator[simpy.Event, Any, None]:
-        """Put a whole message in the buffer, blocking while it is full. A message
-        bigger than the whole buffer goes in when it is empty; the writer then
-        calls `wait_until_taken`, as a blocking write() returns only once its last
-        byte is in."""
-        while self.used and self.used + self.cost(message) > self.capacity:
+        """`try_write`, blocking while the buffer is full."""
+        while not self.try_write(message):
             yield from self.writers.wait(task, reason, readers)
-        self.messages.append(message)
-        self.used += self.cost(message)
-        self.readers.wake_one()
+
+    def oversized(self, message: Message) -> bool:
+        return message.size + self.overhead > self.capacity
 
     def wait_until_taken(
         self, task: Task, message: Message, reason: str, readers: Waiters
     ) -> Generator[simpy.Event, Any, None]:
-        if self.cost(message) <= self.capacity:
-            return
+        """After writing an `oversized` message: a blocking write() returns only
+        once its last byte is in the buffer, which is when the reader takes it."""
         while message in self.messages:
             yield from self.taken.wait(task, reason, readers)
 
-    def read(
-        self, task: Task, reason: str, writers: Waiters, timeout: int | None = None
-    ) -> Generator[simpy.Event, Any, Message | None]:
-        """The next message; None at EOF (writer closed, buffer empty) or on timeout."""
-        while not self.messages:
-            if self.writer_closed:
-                return None
-            woken = yield from self.readers.wait(task, reason, writers, timeout)
-            if not woken:
-                return None
+    def try_read(self) -> Message | None:
+        """The next message if one is there."""
+        if not self.messages:
+            return None
         message = self.messages.popleft()
-        self.used -= self.cost(message)
+        self.used -= message.size + self.overhead
         self.writers.wake_one()
         self.taken.wake_all()
         if self.messages:
             self.readers.wake_one()
         return message
+
+    def read(
+        self, task: Task, reason: str, writers: Waiters, timeout: int | None = None
+    ) -> Generator[simpy.Event, Any, Message | None]:
+        """The next message, blocking until there is one; None at EOF (writer
+        closed, buffer empty) or when `timeout` ns have passed."""
+        while True:
+            message = self.try_read()
+            if message is not None or self.writer_closed:
+                return message
+            woken = yield from self.readers.wait(task, reason, writers, timeout)
+            if not woken:
+                return None
 
     def close_writer(self) -> None:
         self.writer_closed = True

@@ -90,7 +90,8 @@ class SimPipe:
             yield from channel.write(task, message, reason, readers)
             # Recorded as the message enters the buffer, so it precedes its recv.
             rt.sink.emit(MessageEvent(rt.env.now, task.name, "send", op.end, message.msg, op.size))
-            yield from channel.wait_until_taken(task, message, reason, readers)
+            if channel.oversized(message):
+                yield from channel.wait_until_taken(task, message, reason, readers)
         finally:
             self._leave(task, "send", op.end)
 

@@ -159,7 +159,8 @@ class SimQueue:
                 yield from self.wlock.acquire(task, f"{self.name}.wlock")
             reason = f"{self.name}.write"
             yield from self.channel.write(task, message, reason, self._getters)
-            yield from self.channel.wait_until_taken(task, message, reason, self._getters)
+            if self.channel.oversized(message):
+                yield from self.channel.wait_until_taken(task, message, reason, self._getters)
             self.wlock.release()
 
     def _close_feeder(self, feeder: Feeder) -> Steps:
@@ -247,15 +248,18 @@ class SimpleQueue:
 
     def put(self, task: Task, message: Message, cost_ns: int) -> Steps:
         rt = self.rt
+        channel = self.channel
         yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
         reason = f"{self.name}.write"
         if not self.wlock.try_acquire(task):
             yield from self.wlock.acquire(task, f"{self.name}.wlock")
-        yield from self.channel.write(task, message, reason, self._readers)
+        if not channel.try_write(message):
+            yield from channel.write(task, message, reason, self._readers)
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "put", self.name, message.msg, message.size)
         )
-        yield from self.channel.wait_until_taken(task, message, reason, self._readers)
+        if channel.oversized(message):
+            yield from channel.wait_until_taken(task, message, reason, self._readers)
         self.wlock.release()
 
     def get(self, task: Task, reason: str, cost_ns: int) -> Generator[simpy.Event, Any, Message]:
@@ -265,7 +269,9 @@ class SimpleQueue:
         yield from rt.scheduler.work(task, 0)
         if not self.rlock.try_acquire(task):
             yield from self.rlock.acquire(task, reason)
-        message = yield from self.channel.read(task, reason, self._writers)
+        message = self.channel.try_read()
+        if message is None:
+            message = yield from self.channel.read(task, reason, self._writers)
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
         yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))

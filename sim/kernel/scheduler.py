@@ -16,7 +16,7 @@ from typing import Any
 import simpy
 from simpy.events import Timeout
 
-from sim.kernel.clock import Clock, EndOfInstant
+from sim.kernel.clock import Clock
 from sim.kernel.gil import DropGil
 from sim.kernel.tasks import Killed, Preempted, Task
 from sim.policies import Policy, Why
@@ -100,17 +100,22 @@ class Scheduler:
             self._arrivals.append(task)
         self._dispatch_soon()
 
+    def _refill_soon(self) -> None:
+        """A CPU was freed: give it out at the end of this instant, if any task
+        waits for one (a task made ready later at this instant asks by itself)."""
+        if len(self.policy):
+            self._dispatch_soon()
+
     def _dispatch_soon(self) -> None:
         """Decide once everything else that happens at this instant has happened,
         so that tasks arriving together are all in the queue when the policy
         chooses (three jobs arriving at 0 under SJF: the shortest runs first), and
         a task that an idle CPU will take preempts nobody."""
-        if self._dispatch_pending:
-            return
-        self._dispatch_pending = True
-        EndOfInstant(self.env).callbacks.append(self._dispatch)
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            self.env.at_end_of_instant(self._dispatch)
 
-    def _dispatch(self, _event: object = None) -> None:
+    def _dispatch(self) -> None:
         self._dispatch_pending = False
         self._fill_idle_cpus()
         arrivals, self._arrivals = self._arrivals, []
@@ -157,7 +162,7 @@ class Scheduler:
             task.wake.succeed()
 
     def _free(self, task: Task) -> None:
-        """Take `task` off its CPU (it blocks, ends or is preempted) and refill."""
+        """Take `task` off its CPU (it blocks, ends or is preempted)."""
         cpu = task.cpu
         if cpu is None:
             return
@@ -332,7 +337,7 @@ class Scheduler:
         task.blocked_reason = reason
         task.waits_for = waits_for
         self._set(task, "blocked", reason=reason)
-        self._dispatch_soon()
+        self._refill_soon()
         try:
             value = yield until
         except simpy.Interrupt:
@@ -342,7 +347,11 @@ class Scheduler:
         finally:
             task.blocked_reason = None
             task.waits_for = None
-        yield from self._get_cpu_and_gil(task, 0)
+        gil = task.process.gil
+        if task.state != "running" or (
+            gil is not None and (gil.holder is not task or gil.drop_requested)
+        ):
+            yield from self._get_cpu_and_gil(task, 0)
         return value
 
     def terminate(self, task: Task, exit_code: int | None, cause: Cause) -> None:
@@ -353,7 +362,7 @@ class Scheduler:
             task.process.gil.release(task)
         self._set(task, "terminated", exit_code=exit_code, cause=cause)
         task.ended.succeed()
-        self._dispatch_soon()
+        self._refill_soon()
 
     def kill(self, task: Task, exit_code: int | None, cause: Cause) -> None:
         """End a task from outside, whatever state it is in, and unwind its program."""
@@ -371,4 +380,4 @@ class Scheduler:
         process = task.sim_process
         if process is not None and process.is_alive and process is not self.env.active_process:
             process.interrupt(Killed(cause, exit_code if exit_code is not None else 0))
-        self._dispatch_soon()
+        self._refill_soon()

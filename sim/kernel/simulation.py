@@ -60,7 +60,7 @@ def simulate(scenario: Scenario, sink: TraceSink) -> SimResult:
     interpreter.start()
     # Runs until no event is left: every task has ended, or those left wait for
     # something that can no longer happen.
-    env.run()
+    env.run_to_end()
     # The clock may have run on past the last state change (a GIL timer that
     # found nothing to do): the run ended with the last change.
     now = scheduler.last_change

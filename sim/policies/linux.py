@@ -85,8 +85,9 @@ class Linux(Policy[T]):
         return self.settings.linux_base_slice_ns
 
     def charge(self, task: T, ran_ns: int) -> None:
-        rate = _VRUNTIME_RATE[max(-20, min(19, task.priority))]
-        self._vruntime[task.name] = self.vruntime(task) + ran_ns * rate
+        rate = _VRUNTIME_RATE.get(task.priority) or _VRUNTIME_RATE[max(-20, min(19, task.priority))]
+        vruntimes = self._vruntime
+        vruntimes[task.name] = vruntimes.get(task.name, self._min_vruntime) + ran_ns * rate
 
     def victim(self, candidate: T, running: Sequence[T]) -> T | None:
         if not running:
