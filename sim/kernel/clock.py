@@ -3,9 +3,13 @@ callbacks at the end of an instant."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any, TypeAlias
 
 import simpy
+
+# What a simulated activity is: a generator of SimPy events (`yield from` it).
+Steps: TypeAlias = Generator[simpy.Event, Any, Any]
 
 
 class Clock(simpy.Environment):

@@ -9,14 +9,14 @@ themselves from their own modules through `Interpreter.handlers`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain, repeat
 from typing import Any
 
 import simpy
 
 from sim import program as p
-from sim.kernel.clock import Clock
+from sim.kernel.clock import Clock, Steps
 from sim.kernel.objects import Objects
 from sim.kernel.processes import Processes
 from sim.kernel.runtime import Runtime
@@ -24,7 +24,6 @@ from sim.kernel.scheduler import Scheduler
 from sim.kernel.tasks import ProgramError, ProgramExit, Task
 from sim.trace import OutputEvent, TraceSink
 
-Steps = Generator[simpy.Event, Any, Any]
 Handler = Callable[[Task, Any], Steps]
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import simpy
-
 from sim import program as p
+from sim.kernel.clock import Steps
 from sim.kernel.pipes import SimPipe
 from sim.kernel.pool import SimPool
 from sim.kernel.queues import SimQueue
@@ -15,7 +14,6 @@ from sim.kernel.runtime import Runtime
 from sim.kernel.sync import SimBarrier, SimCondition, SimEvent, SimLock
 from sim.kernel.tasks import Task
 
-Steps = Generator[simpy.Event, Any, Any]
 Handler = Callable[[Task, Any], Steps]
 
 

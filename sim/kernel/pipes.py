@@ -15,18 +15,12 @@ needs every copy of the writing end closed).
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
-
-import simpy
-
 from sim import program as p
 from sim.kernel.channel import Channel, Message
+from sim.kernel.clock import Steps
 from sim.kernel.runtime import Runtime
 from sim.kernel.tasks import ProgramError, Task
 from sim.trace import MessageEvent, WarningEvent
-
-Steps = Generator[simpy.Event, Any, Any]
 
 PIPE_BUF = 4_096  # writes up to this size are atomic
 

@@ -32,13 +32,13 @@ import simpy
 
 from sim import program as p
 from sim.kernel.channel import Message
+from sim.kernel.clock import Steps
 from sim.kernel.queues import SimpleQueue
 from sim.kernel.runtime import Runtime
 from sim.kernel.tasks import ProgramError, SimProcess, Task
 from sim.kernel.waitqueue import WaitQueue
 from sim.trace import JobEvent, JobOp
 
-Steps = Generator[simpy.Event, Any, Any]
 SENTINEL_SIZE = 4  # a pickled None
 
 

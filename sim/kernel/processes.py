@@ -12,13 +12,12 @@ joins its non-daemon threads after that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable
 
 import simpy
 
 from sim import program as p
-from sim.kernel.clock import Clock
+from sim.kernel.clock import Clock, Steps
 from sim.kernel.gil import Gil
 from sim.kernel.scheduler import Scheduler
 from sim.kernel.tasks import Killed, ProgramError, ProgramExit, SimProcess, Task
@@ -26,7 +25,6 @@ from sim.kernel.usage import MAIN
 from sim.kernel.waitqueue import WaitQueue
 from sim.trace import Cause, TaskKind, WarningEvent
 
-Steps = Generator[simpy.Event, Any, Any]
 Body = Callable[[Task], Steps]
 RunBlock = Callable[[Task, p.Block], Steps]
 Finalizer = Callable[[Task], Steps]

@@ -25,12 +25,11 @@ import simpy
 
 from sim import program as p
 from sim.kernel.channel import Channel, Message
+from sim.kernel.clock import Steps
 from sim.kernel.runtime import Runtime
 from sim.kernel.tasks import ProgramError, SimProcess, Task
 from sim.kernel.waitqueue import WaitQueue
 from sim.trace import MessageEvent, WarningEvent
-
-Steps = Generator[simpy.Event, Any, Any]
 
 
 class Mutex:

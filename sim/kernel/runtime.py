@@ -4,20 +4,15 @@ the processes, the trace, and who can act on what."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator
-from typing import Any
-
-import simpy
+from collections.abc import Callable
 
 from sim import program as p
-from sim.kernel.clock import Clock
+from sim.kernel.clock import Clock, Steps
 from sim.kernel.processes import Processes
 from sim.kernel.scheduler import Scheduler
 from sim.kernel.tasks import ProgramError, Task
 from sim.kernel.usage import Action, Usage
 from sim.trace import TraceSink
-
-Steps = Generator[simpy.Event, Any, Any]
 
 
 class Runtime:

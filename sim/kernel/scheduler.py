@@ -10,19 +10,26 @@ event; preemption and kills reach it as SimPy interrupts with a typed cause.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import simpy
 from simpy.events import Timeout
 
-from sim.kernel.clock import Clock
+from sim.kernel.clock import Clock, Steps
 from sim.kernel.gil import DropGil
 from sim.kernel.tasks import Killed, Preempted, Task
 from sim.policies import Policy, Why
-from sim.trace import Cause, StateChanged, TaskCreated, TraceSink
+from sim.trace import Cause, StateChanged, TaskCreated, TaskState, TraceSink
 
-Steps = Generator[simpy.Event, Any, Any]
+
+def _must_wait(task: Task) -> bool:
+    """Whether `task` must wait before it can execute: for a CPU, or for its
+    process's GIL (or to hand the GIL over, when asked to drop it)."""
+    gil = task.process.gil
+    return task.state != "running" or (
+        gil is not None and (gil.holder is not task or gil.drop_requested)
+    )
 
 
 class Cpu:
@@ -76,7 +83,7 @@ class Scheduler:
     def _set(
         self,
         task: Task,
-        state: Any,
+        state: TaskState,
         reason: str | None = None,
         exit_code: int | None = None,
         cause: Cause | None = None,
@@ -216,10 +223,7 @@ class Scheduler:
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
-        gil = task.process.gil
-        if task.state != "running" or (
-            gil is not None and (gil.holder is not task or gil.drop_requested)
-        ):
+        if _must_wait(task):
             yield from self._get_cpu_and_gil(task, amount)
         if amount > 0:
             task.remaining = amount
@@ -347,10 +351,7 @@ class Scheduler:
         finally:
             task.blocked_reason = None
             task.waits_for = None
-        gil = task.process.gil
-        if task.state != "running" or (
-            gil is not None and (gil.holder is not task or gil.drop_requested)
-        ):
+        if _must_wait(task):
             yield from self._get_cpu_and_gil(task, 0)
         return value
 

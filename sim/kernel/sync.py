@@ -15,11 +15,10 @@ from typing import Any
 import simpy
 
 from sim import program as p
+from sim.kernel.clock import Steps
 from sim.kernel.runtime import Runtime
 from sim.kernel.tasks import ProgramError, Task
 from sim.kernel.waitqueue import WaitQueue
-
-Steps = Generator[simpy.Event, Any, Any]
 
 
 class SimLock:

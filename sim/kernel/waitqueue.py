@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from sim.kernel.scheduler import Scheduler
     from sim.kernel.tasks import Task
 
-Steps = Generator[simpy.Event, Any, Any]
 
 TIMED_OUT = object()
 
