@@ -180,7 +180,8 @@ def _problems(error: ValidationError, locator: Locator) -> list[Problem]:
             key = str(loc[-1])
             allowed = _PROFILE_KEYS if len(loc) == 1 else _NESTED_KEYS.get(str(loc[0]), [])
             message = f"unknown key '{key}'{did_you_mean(key, allowed)}"
-            out.append(locator.problem(path, f"{message}; expected one of: {', '.join(allowed)}"))
+            expected = f"{message}; expected one of: {', '.join(allowed)}"
+            out.append(locator.problem(path, expected, at_key=True))
         elif loc and loc[0] == FORMAT_KEY:
             got = describe(detail["input"], locator.written(path))
             message = f"this procsim reads profile format {FORMAT} (got {got})"

@@ -150,14 +150,19 @@ def _queue_joins(facts: Facts) -> list[str]:
 
 def _daemons(facts: Facts) -> list[str]:
     main_end = facts.terminated.get(MAIN)
+    # The main process joins its non-daemon threads before it kills daemons. A
+    # thread counts as ended when main's join of it returns: CPython marks a
+    # thread finished a moment before its OS thread exits.
+    user_threads = {
+        f"join {task}"
+        for task, c in facts.tasks.items()
+        if c.kind == "thread" and c.process == MAIN and not c.daemon
+    }
     threads_end = max(
         (
-            end.t
-            for task, end in facts.terminated.items()
-            if (c := facts.tasks.get(task)) is not None
-            and c.kind == "thread"
-            and c.process == MAIN
-            and not c.daemon
+            iv.end_ns
+            for iv in facts.intervals.get(MAIN, ())
+            if iv.state == "blocked" and iv.reason in user_threads
         ),
         default=0,
     )

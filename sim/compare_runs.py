@@ -5,12 +5,17 @@ writing `sim.jsonl` and `real-1.jsonl` … into a directory, then compares them.
 The real runs go through `sim.real` (imported when needed: it is the part of
 procsim that runs processes). A real run gets a time limit well above what
 the model predicts, so a run that hangs where the model does not is stopped
-and reported rather than waited for.
+and reported rather than waited for. What the programs print goes to the
+traces, not the terminal: the reference Pool example alone prints 10,000
+lines a run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,18 +67,35 @@ def record_runs(
     paths: list[Path] = []
     statuses: list[str] = []
     for i in range(1, runs + 1):
-        real = run_scenario(
-            scenario,
-            directory / f"real-{i}.jsonl",
-            kernel=kernel,
-            start_method=start_method,
-            timeout_s=limit,
-        )
+        with _program_output_to_null():
+            real = run_scenario(
+                scenario,
+                directory / f"real-{i}.jsonl",
+                kernel=kernel,
+                start_method=start_method,
+                timeout_s=limit,
+            )
         paths.append(real.trace_path)
         statuses.append(real.kernel_status)
         if progress is not None:
             progress(i)
     return RecordedRuns(sim_path, tuple(paths), tuple(statuses))
+
+
+@contextlib.contextmanager
+def _program_output_to_null() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null while a run starts its processes
+    (they inherit it), and back afterwards; the probes still record every line."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
 
 
 def compare_scenario(

@@ -91,3 +91,55 @@ def stray_children() -> list[psutil.Process]:
         except psutil.Error:
             continue
     return out
+
+
+_KERNEL: list[str | None] = []
+
+
+def kernel_missing() -> str | None:
+    """Why the kernel scheduler trace cannot be recorded here (None: it can)."""
+    if not _KERNEL:
+        import tempfile
+
+        from sim.real.kernel_trace import KernelRecorder, KernelTraceUnavailable
+
+        with tempfile.TemporaryDirectory() as tmp:
+            recorder = KernelRecorder(Path(tmp))
+            try:
+                recorder.start()
+            except KernelTraceUnavailable as exc:
+                _KERNEL.append(str(exc))
+            else:
+                _KERNEL.append(None)
+            finally:
+                recorder.stop()
+    return _KERNEL[0]
+
+
+def realtime_missing() -> str | None:
+    """Why SCHED_FIFO cannot be used here (None: it can)."""
+    from sim.program import Machine
+    from sim.real.policy import plan
+
+    missing = plan(Machine(cpus=1, policy="fcfs")).not_enforced
+    return "; ".join(missing) or None
+
+
+def running_runs(trace: Trace, tasks: set[str]) -> list[tuple[str, int, int]]:
+    """(task, start, end) of the running intervals of `tasks`, in time order,
+    consecutive intervals of one task merged."""
+    intervals = state_intervals(trace.events, trace.end.t)
+    runs = sorted(
+        (iv.start_ns, iv.end_ns, task)
+        for task, ivs in intervals.items()
+        if task in tasks
+        for iv in ivs
+        if iv.state == "running" and iv.end_ns > iv.start_ns
+    )
+    merged: list[tuple[str, int, int]] = []
+    for start, end, task in runs:
+        if merged and merged[-1][0] == task:
+            merged[-1] = (task, merged[-1][1], end)
+        else:
+            merged.append((task, start, end))
+    return merged

@@ -153,7 +153,7 @@ def _from_scenario(
         sim = read_trace(recorded.sim_path)
         reals = [read_trace(p) for p in recorded.real_paths]
     if keep is not None:
-        console.print(f"traces kept in {keep}", markup=False, highlight=False)
+        console.print(f"traces kept in {keep}", markup=False, highlight=False, soft_wrap=True)
     return report, sim, reals
 
 
@@ -222,7 +222,7 @@ def _write_outputs(
             write_report(report, json_out)
         except OSError as exc:
             raise _fail(f"cannot write {json_out}: {exc.strerror or exc}") from None
-        console.print(f"wrote {json_out}", markup=False, highlight=False)
+        console.print(f"wrote {json_out}", markup=False, highlight=False, soft_wrap=True)
     if png_out is not None:
         from sim.compare_picture import PictureError, draw_comparison, median_run
 
@@ -230,7 +230,7 @@ def _write_outputs(
             draw_comparison(sim, reals[median_run(report)], report, png_out)
         except PictureError as exc:
             raise _fail(str(exc)) from None
-        console.print(f"wrote {png_out}", markup=False, highlight=False)
+        console.print(f"wrote {png_out}", markup=False, highlight=False, soft_wrap=True)
 
 
 def report_table(report: ComparisonReport) -> Table:
@@ -264,11 +264,8 @@ def show_comparison(report: ComparisonReport) -> None:
     out.print(report_table(report))
     for real in report.reals:
         kernel = real.notes.get("kernel_trace", "?")
-        out.print(
-            Text(
-                f"{real.label}: {real.path or '(in memory)'} — {real.status}, kernel trace {kernel}"
-            )
-        )
+        where = real.path if real.path and Path(real.path).exists() else "(not kept; see --keep)"
+        out.print(Text(f"{real.label}: {where} — {real.status}, kernel trace {kernel}"))
     for note in report.notes:
         out.print(Text(f"note: {note}", style="yellow"))
     levels = ", ".join(f"{lv.level} {lv.status}" for lv in report.levels)
@@ -311,4 +308,4 @@ def calibrate(
         write_profile(profile, output)
     except OSError as exc:
         raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
-    console.print(f"wrote {output}", markup=False, highlight=False)
+    console.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)

@@ -267,11 +267,15 @@ def simulate(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed (overrides the file).")
     ] = None,
+    machine: Annotated[
+        Path | None,
+        typer.Option("--machine", help="Machine profile (procsim calibrate) to simulate with."),
+    ] = None,
 ) -> None:
     """Simulate a scenario and print per-task metrics. Exit 3 on deadlock."""
     overrides = _parse_overrides(cpus, policy, quantum)
     try:
-        scenario = _override(load_scenario(scenario_path), *overrides, seed)
+        scenario = _override(load_scenario(scenario_path, profile=machine), *overrides, seed)
     except ScenarioError as exc:
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(ExitCode.INVALID_INPUT) from None

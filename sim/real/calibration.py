@@ -15,16 +15,19 @@ process does not move it. What each one times, and how it maps onto the model:
   message size (the model pickles once on each side);
 - Pipe: `pipe_send`/`pipe_recv`, CPU time of `send()` and of a `recv()` that
   finds a message; the send→recv latency is reported alongside;
-- Pool, run as the reference text's example (4 workers, `apply_async` of a tiny
-  function with a callback): `pool_submit`, the submitting thread's CPU time
-  per `apply_async`; `pool_worker`, the workers' CPU time per task; and
-  `pool_result`, the CPU time per task of the parent's three helper threads
-  less the callback (the model charges the task and worker handlers nothing
-  per task, so their share is folded into the result handler's);
+- Pool, set up as the reference text's example (4 workers, `apply_async` of a
+  tiny function with a callback): `pool_submit`, the submitting thread's CPU
+  time per `apply_async`; `pool_worker`, the workers' CPU time per task; and
+  `pool_result`, fitted (`sim.calibrate_fit`) so that the model's run of the
+  whole workload — Pool() to join() — takes as long as the real one: the
+  parent's threads pass the GIL to each other for every task, which costs more
+  than their CPU times add up to (those are reported alongside);
 - context switch: a one-byte ping-pong between two processes pinned to one
   CPU, less the same writes and reads done without switching;
 - the fair scheduler's effective slice: two CPU-bound processes pinned to one
-  CPU, the upper quartile of the lengths of their uninterrupted runs;
+  CPU, the upper quartile of the lengths of their uninterrupted runs, each
+  process reading its CPU clock in a loop as a real run's `compute` does (a
+  loop that never enters the kernel runs on to the timer tick: reported too);
 - the RR timeslice as the kernel reports it for a SCHED_RR process
   (`sched_rr_get_interval`), or from `/proc` without the rights to set one.
 
@@ -35,6 +38,7 @@ children's targets are module-level functions so every start method can run them
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import multiprocessing
@@ -49,6 +53,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from sim.calibrate import MachineProfile
+from sim.calibrate_fit import fit_pool_result
 from sim.program import StartMethod
 
 Progress = Callable[[str, float], None]  # what is being measured, fraction done (0..1)
@@ -66,11 +71,11 @@ RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
 POOL_TASKS = 4_000
 POOL_WORKERS = 4
 PINGS = 3_000
-SPIN_NS = 400_000_000
+SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
 
 
-REPEATS = 3  # each measurement runs this often; the median of the runs is kept
+REPEATS = 5  # each measurement runs this often; the median of the runs is kept
 
 
 def measure(progress: Progress | None = None) -> MachineProfile:
@@ -91,36 +96,47 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         ("Queue latency and cost per byte", 0.15, lambda: [_queue_latency(n) for n in SIZES]),
         ("Pipe send/recv costs", 0.05, _pipe_call_costs),
         ("Pipe latency and cost per byte", 0.1, lambda: [_pipe_latency(n) for n in SIZES]),
-        ("Pool per-task overhead", 0.15, _pool_costs),
+        ("Pool per-task overhead", 0.1, _pool_costs),
+        ("Pool run, start to join", 0.1, _pool_run),
         ("context switch", 0.05, _context_switch),
-        ("fair scheduler slice", 0.13, _fair_slice),
+        ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
+        ("timer tick", 0.05, functools.partial(_fair_slice, False)),
         ("RR timeslice", 0.02, _rr_timeslice),
     ]
+    total = sum(share for _label, share, _run in steps)
     done = 0.0
     results: list[Any] = []
     for label, share, run in steps:
         runs = []
         for _ in range(REPEATS):
-            report(label, done)
+            report(label, min(done, 1.0))
             runs.append(run())
-            done += share / REPEATS
+            done += share / total / REPEATS
         results.append(_median_of(runs))
-    report("done", 1.0)
     start = dict(zip(methods, results[: len(methods)], strict=True))
-    (put_ns, get_ns), queue_lat, (send_ns, recv_ns), pipe_lat, pool = results[len(methods) : -3]
-    (switch_ns, ping_ns), slice_ns, rr_ns = results[-3:]
+    (put_ns, get_ns), queue_lat, (send_ns, recv_ns), pipe_lat, pool, pool_run_ns = results[
+        len(methods) : -4
+    ]
+    (switch_ns, ping_ns), slice_ns, tick_ns, rr_ns = results[-4:]
     queue_latency = dict(zip(SIZES, queue_lat, strict=True))
     pipe_latency = dict(zip(SIZES, pipe_lat, strict=True))
-    latency: dict[StartMethod, int] = {m: lat for m, (lat, _cpu, _first) in start.items()}
-    call_cpu = {m: cpu for m, (_lat, cpu, _first) in start.items()}
+    latency: dict[StartMethod, int] = {m: figures[0] for m, figures in start.items()}
+    call_cpu = {m: figures[1] for m, figures in start.items()}
     queue_slope, pipe_slope = _slope(queue_latency), _slope(pipe_latency)
     details: dict[str, Any] = {
         "start_call_cpu_ns": call_cpu,
-        "first_start_call_ns": {m: first for m, (_lat, _cpu, first) in start.items()},
+        # What a child whose target does nothing spends on a CPU (start-up and
+        # exit): the model counts start-up as waiting, not as CPU time.
+        "child_cpu_ns": {m: figures[2] for m, figures in start.items() if figures[2]},
+        "first_start_call_ns": {m: figures[3] for m, figures in start.items()},
         "queue_latency_ns": queue_latency,
         "pipe_latency_ns": pipe_latency,
         "pool_per_task_ns": pool,
+        "pool_run_ns": {"tasks": POOL_TASKS, "workers": POOL_WORKERS, "makespan": pool_run_ns},
         "ping_pong_round_trip_ns": ping_ns,
+        "context_switch_ns": switch_ns,
+        # A CPU-bound task that never enters the kernel runs on to the next tick.
+        "slice_without_system_calls_ns": tick_ns,
         "rr_timeslice_source": _rr_source(rr_ns),
     }
     per_byte = max(0.0, (queue_slope + pipe_slope) / 4)  # half of each slope, averaged
@@ -135,18 +151,9 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         "pipe_recv_ns": recv_ns,
         "pool_submit_ns": pool["submit"],
         "pool_worker_ns": pool["worker"],
-        # The model charges the pool's helper threads nothing per task but the
-        # result handler's cost: what the task and worker handlers spend goes there.
-        "pool_result_ns": max(
-            0,
-            pool["result_handler"]
-            + pool["task_handler"]
-            + pool["worker_handler"]
-            - pool["task_and_callback"],
-        ),
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
     }
-    return MachineProfile(
+    profile = MachineProfile(
         cpus=len(os.sched_getaffinity(0)),
         context_switch_ns=switch_ns,
         linux_base_slice_ns=slice_ns,
@@ -162,6 +169,14 @@ def measure(progress: Progress | None = None) -> MachineProfile:
             "details": details,
         },
     )
+    report("fitting the Pool's per-result cost", min(done, 1.0))
+    helpers = pool["result_handler"] + pool["task_handler"] + pool["worker_handler"]
+    details["pool_helper_threads_cpu_per_task_ns"] = helpers
+    fitted = fit_pool_result(
+        profile.machine(), pool_run_ns, POOL_TASKS, POOL_WORKERS, pool["task_and_callback"]
+    )
+    report("done", 1.0)
+    return dataclasses.replace(profile, costs={**profile.costs, "pool_result_ns": fitted})
 
 
 # --- process start --------------------------------------------------------------
@@ -173,13 +188,17 @@ def measure(progress: Progress | None = None) -> MachineProfile:
 # method can unpickle without importing anything beyond multiprocessing; the
 # parent notes when the byte arrives.
 _START_SCRIPT = """
-import json, multiprocessing, sys, time
+import json, multiprocessing, resource, sys, time
+def children_cpu_ns():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round((usage.ru_utime + usage.ru_stime) * 1e9)
 def main(method, samples):
     ctx = multiprocessing.get_context(method)
-    out = {"latency": [], "cpu": [], "first_call": 0}
+    out = {"latency": [], "cpu": [], "child_cpu": [], "first_call": 0}
     for i in range(samples + 1):
         reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=writer.send_bytes, args=(b"x",), daemon=True)
+        before = children_cpu_ns()
         t0, c0 = time.monotonic_ns(), time.thread_time_ns()
         proc.start()
         c1, t1 = time.thread_time_ns(), time.monotonic_ns()
@@ -193,16 +212,20 @@ def main(method, samples):
         if i > 0:  # the first start warms up imports (and starts a forkserver)
             out["latency"].append(began - t1)
             out["cpu"].append(c1 - c0)
+            # A forkserver's children are its own: their CPU time is not ours to see.
+            if method != "forkserver":
+                out["child_cpu"].append(children_cpu_ns() - before)
     json.dump(out, sys.stdout)
 if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]))
 """
 
 
-def _start_costs(method: str, samples: int) -> tuple[int, int, int]:
-    """Median latency (start() returned → target runs), median CPU time of
-    start() in the parent, and the wall time of the first start() (a
-    forkserver's includes starting the server)."""
+def _start_costs(method: str, samples: int) -> tuple[int, int, int, int]:
+    """Medians of: the latency (start() returned → target runs), the CPU time of
+    start() in the parent, and the CPU time the child spends in all (starting
+    and ending; 0 where it cannot be seen); and the wall time of the first
+    start() (a forkserver's includes starting the server)."""
     done = subprocess.run(
         [sys.executable, "-c", _START_SCRIPT, method, str(samples)],
         capture_output=True,
@@ -211,7 +234,12 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int]:
         check=True,
     )
     out = json.loads(done.stdout)
-    return _median(out["latency"]), _median(out["cpu"]), int(out["first_call"])
+    return (
+        _median(out["latency"]),
+        _median(out["cpu"]),
+        _median(out["child_cpu"]),
+        int(out["first_call"]),
+    )
 
 
 # --- Queue ----------------------------------------------------------------------
@@ -408,6 +436,22 @@ def _pool_costs() -> dict[str, int]:
     }
 
 
+def _nothing(_value: int) -> None:
+    """The callback of the timed Pool run."""
+
+
+def _pool_run() -> int:
+    """Wall time of Pool(4), POOL_TASKS × apply_async(tiny, callback), close(), join()."""
+    ctx = multiprocessing.get_context("fork")
+    t0 = _now()
+    pool = ctx.Pool(POOL_WORKERS)
+    for i in range(POOL_TASKS):
+        pool.apply_async(_tiny, (i,), callback=_nothing)
+    pool.close()
+    pool.join()
+    return _now() - t0
+
+
 # --- the scheduler ------------------------------------------------------------
 
 
@@ -464,12 +508,16 @@ def _pinned(cpu: int) -> Iterator[None]:
         os.sched_setaffinity(0, saved)
 
 
-def _spin(cpu: int, spin_ns: int, conn: Connection) -> None:
-    """Burn the CPU for `spin_ns`; report the lengths of the uninterrupted runs."""
+def _spin(cpu: int, spin_ns: int, syscalls: bool, conn: Connection) -> None:
+    """Burn the CPU for `spin_ns`; report the lengths of the uninterrupted runs.
+    With `syscalls`, each turn of the loop reads the thread's CPU clock, a
+    system call, as a scenario's `compute` does when it runs for real."""
     _pin(cpu)
     runs: list[int] = []
     start = last = run_start = _now()
     while last - start < spin_ns:
+        if syscalls:
+            _cpu()
         t = _now()
         if t - last > GAP_NS:
             runs.append(last - run_start)
@@ -479,12 +527,21 @@ def _spin(cpu: int, spin_ns: int, conn: Connection) -> None:
     conn.close()
 
 
-def _fair_slice() -> int:
-    """Median uninterrupted run of two CPU-bound processes sharing one CPU."""
+def _fair_slice(syscalls: bool) -> int:
+    """The uninterrupted runs of two CPU-bound processes sharing one CPU.
+
+    The kernel ends a slice when it next looks: a task that makes system calls
+    is preempted when its slice is used up, one that never enters the kernel
+    only at the next timer tick. Another task of the machine landing on the
+    CPU cuts a run short, so the upper quartile is taken: the slice a task gets
+    when nothing but its rival is there."""
     cpu = max(os.sched_getaffinity(0))
     ctx = multiprocessing.get_context("fork")
     pipes = [ctx.Pipe(duplex=False) for _ in range(2)]
-    procs = [ctx.Process(target=_spin, args=(cpu, SPIN_NS, tx), daemon=True) for _rx, tx in pipes]
+    procs = [
+        ctx.Process(target=_spin, args=(cpu, SPIN_NS, syscalls, tx), daemon=True)
+        for _rx, tx in pipes
+    ]
     for proc in procs:
         proc.start()
     runs: list[int] = []
@@ -493,8 +550,6 @@ def _fair_slice() -> int:
         runs += rx.recv()
     for proc in procs:
         proc.join()
-    # Another task of the machine landing on the CPU cuts a run short; the upper
-    # quartile is the slice a task gets when nothing but its rival is there.
     return round(statistics.quantiles(runs, n=4)[2]) if len(runs) >= 2 else 0
 
 

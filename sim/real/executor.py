@@ -22,6 +22,7 @@ import contextlib
 import os
 import pickle
 import queue
+import re
 import struct
 import sys
 import threading
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import context as mp_context
 from multiprocessing import current_process
+from multiprocessing import process as mp_process
 from multiprocessing.pool import AsyncResult, Pool
 from typing import Any
 
@@ -84,6 +86,7 @@ class Interpreter:
     threads: dict[str, threading.Thread] = field(default_factory=dict)
     pools: dict[str, Pool] = field(default_factory=dict)
     results: dict[str, list[AsyncResult[Any]]] = field(default_factory=dict)
+    priorities: dict[str, int] = field(default_factory=dict)
     _sent: int = 0
 
     def __post_init__(self) -> None:
@@ -157,20 +160,27 @@ class Interpreter:
     # --- processes and threads ----------------------------------------------------
 
     def _spawn(self, op: p.Spawn) -> None:
-        spec = self.shared.spec
         arrive = None if op.arrive_at is None else self.shared.t0 + op.arrive_at
         proc = self.ctx.Process(  # type: ignore[attr-defined]
             name=op.name,
             target=child_main,
-            args=(self.shared, op.name, op.target, arrive, op.priority if spec.priorities else 0),
+            args=(self.shared, op.name, op.target, arrive),
             daemon=op.daemon,
         )
         self.children[op.name] = proc
+        self.priorities[op.name] = op.priority
         if op.start:
-            proc.start()
+            self._start_process(op.name)
 
     def _start(self, op: p.Start) -> None:
-        self.children[op.name].start()
+        self._start_process(op.name)
+
+    def _start_process(self, name: str) -> None:
+        proc = self.children[name]
+        proc.start()
+        # The parent gives the child its real-time priority before the child
+        # can run: set by the child itself, it would first run once at ours.
+        set_priority(self.shared.spec, proc.pid, self.priorities.get(name, 0))
 
     def _join(self, op: p.Join) -> None:
         timeout = self._seconds(op.timeout)
@@ -192,6 +202,7 @@ class Interpreter:
         body = self.functions[op.target].body
         interp = Interpreter(self.shared, f"{self.process}.{op.name}", self.process, self.ctx)
         interp.children, interp.pools, interp.results = self.children, self.pools, self.results
+        interp.priorities = self.priorities
         thread = threading.Thread(name=op.name, target=interp.run, args=(body,), daemon=op.daemon)
         self.threads[op.name] = thread
         thread.start()
@@ -276,13 +287,11 @@ class Interpreter:
         definition = self.shared.spec.scenario.objects[name]
         assert isinstance(definition, p.PoolDef)
         size = definition.workers or self.shared.spec.scenario.machine.cpus
-        first = self.ctx.Value("i", 0)
+        # Workers are created one after another, so their process identities
+        # follow the next one: each numbers itself from it (1, 2, ...).
         pool: Pool = self.ctx.Pool(
-            size, worker_init, (self.shared, name, first), definition.maxtasksperchild
+            size, worker_init, (self.shared, name, _next_identity()), definition.maxtasksperchild
         )
-        # Workers number themselves from the identity of the first one (a worker
-        # only needs it once it runs a job, which is after this).
-        first.value = pool._pool[0]._identity[-1]  # type: ignore[attr-defined]
         _name_object(pool, name)
         self.pools[name] = pool
         self.results[name] = []
@@ -375,21 +384,19 @@ def burn(ns: int) -> None:
 # --- the entry points of other processes ----------------------------------------------
 
 
-def _set_priority(spec: RunSpec, priority: int) -> None:
+def set_priority(spec: RunSpec, pid: int, priority: int) -> None:
+    """Process `pid`'s real-time priority: main's shifted by its scenario priority."""
     if spec.rt_policy is None or not spec.priorities:
         return
     policy = os.SCHED_FIFO if spec.rt_policy == "SCHED_FIFO" else os.SCHED_RR
     value = min(98, max(1, spec.rt_base_priority - priority))
     # The runner checked the rights; a refusal here keeps the inherited class.
     with contextlib.suppress(OSError):
-        os.sched_setscheduler(0, policy, os.sched_param(value))
+        os.sched_setscheduler(pid, policy, os.sched_param(value))
 
 
-def child_main(
-    shared: Shared, name: str, target: str, arrive_at: int | None, priority: int
-) -> None:
+def child_main(shared: Shared, name: str, target: str, arrive_at: int | None) -> None:
     """The target of a scenario's Process."""
-    _set_priority(shared.spec, priority)
     if arrive_at is not None:
         rt = _runtime()
         recorded = rt.begin("arrival") if rt is not None else False
@@ -405,16 +412,23 @@ def child_main(
     _ACTIVE.run(shared.spec.scenario.functions[target].body)
 
 
+def _next_identity() -> int:
+    """The identity multiprocessing gives the next process this one creates
+    (read from its counter's repr, which does not advance it)."""
+    match = re.fullmatch(r"count\((\d+)\)", repr(getattr(mp_process, "_process_counter", "")))
+    return int(match.group(1)) if match else 1
+
+
 @dataclass
 class _Worker:
     shared: Shared
     pool: str
-    first: Any
+    first: int
     interp: Interpreter | None = None
 
     def interpreter(self) -> Interpreter:
         if self.interp is None:
-            index = current_process()._identity[-1] - self.first.value + 1
+            index = current_process()._identity[-1] - self.first + 1
             name = f"{self.pool}.worker{index}"
             ctx = mp_context._default_context.get_context(self.shared.spec.start_method)
             self.interp = Interpreter(self.shared, name, name, ctx)
@@ -424,7 +438,7 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
-def worker_init(shared: Shared, pool: str, first: Any) -> None:
+def worker_init(shared: Shared, pool: str, first: int) -> None:
     global _WORKER
     _WORKER = _Worker(shared, pool, first)
 

@@ -66,6 +66,9 @@ class RunFacts:
     root_exit: int | None  # None when the run was stopped before main exited
     root_exit_t: int | None
     detail: str = ""
+    # Pool workers named `<pool>.worker<N>` as the simulator names them (scenario
+    # runs), or by their process names, `ForkPoolWorker-3` (traced programs).
+    pool_worker_names: bool = True
 
 
 @dataclass
@@ -74,7 +77,8 @@ class MergeStats:
     kernel_tasks: int = 0
     uncertain: int = 0
     gaps: int = 0
-    unmatched_gets: int = 0
+    garbled: int = 0
+    start_methods: set[str] = field(default_factory=set)
     schedstat: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,6 +116,7 @@ class _Task:
     name: str = ""
     spans: list[_Span] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)  # span starts, for bisect
+    jobs: list[list[int]] = field(default_factory=list)  # a worker's [start, finish] of each job
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,8 @@ class _Merger:
                 child.parent = (r.pid, r.tid)
                 child.raw_name = r.text(1)
                 child.daemon = r.fields[2] == "1"
+                if len(r.fields) > 3 and r.fields[3]:
+                    self.stats.start_methods.add(r.fields[3])
             elif kind == "W":
                 self.worker_of[r.int(1)] = (r.fields[0], r.int(2))
             elif kind == "U":
@@ -205,6 +212,12 @@ class _Merger:
                 task = self._task_of(r.pid, r.tid)
                 if task.spans and task.spans[-1].end is None:
                     task.spans[-1].end = r.t
+            elif kind == "J" and r.fields[0] in ("start", "finish", "error"):
+                worker = self._task_of(r.pid, r.tid)
+                if r.fields[0] == "start":
+                    worker.jobs.append([r.t, 1 << 62])  # until it finishes, if it does
+                elif worker.jobs:
+                    worker.jobs[-1][1] = r.t
             elif kind == "Z":
                 task = self._proc(r.pid, r.t)
                 task.end, task.exit_code, task.cause = r.t, r.int(0), _cause(r.fields[1])
@@ -264,7 +277,10 @@ class _Merger:
             if task.pid in self.worker_of:
                 pool, index = self.worker_of[task.pid]
                 task.kind = "worker"
-                task.name = unique(f"{self.names.get(pool, 'pool')}.worker{index}")
+                if self.facts.pool_worker_names:
+                    task.name = unique(f"{self.names.get(pool, 'pool')}.worker{index}")
+                else:
+                    task.name = unique(task.raw_name or f"{self.names.get(pool, 'pool')}.worker")
             else:
                 task.name = unique(task.raw_name or f"process{task.pid}")
         for thread in sorted(self.threads.values(), key=lambda t: t.created):
@@ -316,8 +332,7 @@ class _Merger:
         if what in ("ewait", "cwait", "bwait"):
             return f"{self._obj(key, 'object')}.wait"
         pool_suffix = {
-            "result": "result", "pjoin": "join", "ptasks": "taskqueue",
-            "presults": "outqueue", "task": "task",
+            "result": "result", "pjoin": "join", "task": "task",
         }  # fmt: skip
         if what in pool_suffix:
             pool = key
@@ -370,27 +385,42 @@ class _Merger:
     def tasks(self) -> list[_Task]:
         return [*self.procs.values(), *self.threads.values()]
 
-    def idle_reason(self, task: _Task) -> str | None:
-        """What a helper thread waits for when it waits outside a recorded call:
-        its work. (The worker handler's wakeups, one per result, are not
-        recorded: they would cost the program more than they tell.)"""
+    def idle_reason(self, task: _Task, t: int) -> str | None:
+        """What a helper thread or pool worker waits for at `t` when it waits
+        outside a recorded call: its work. Their waits for work (about one per
+        task) are not recorded: that would cost the program more than it tells."""
         if task.role == "feeder":
             return f"{self._obj(task.key, 'queue')}.feeder"
-        suffix = {"worker_handler": "workers", "task_handler": "taskqueue"}.get(task.role)
-        if suffix is None and task.role == "result_handler":
-            suffix = "outqueue"
-        return f"{self._obj(task.key, 'pool')}.{suffix}" if suffix is not None else None
+        suffix = {
+            "worker_handler": "workers", "task_handler": "taskqueue", "result_handler": "outqueue",
+        }.get(task.role)  # fmt: skip
+        if suffix is not None:
+            return f"{self._obj(task.key, 'pool')}.{suffix}"
+        if task.pid in self.worker_of and task.tid == task.pid and not _in_job(task, t):
+            return f"{self._obj(self.worker_of[task.pid][0], 'pool')}.task"
+        return None
 
     def probe_states(self, task: _Task) -> list[_St]:
+        """States from the probes alone: inside a recorded blocking call is
+        blocked; otherwise running, except that a helper thread or a pool worker
+        outside its work waits for work."""
         out: list[_St] = []
-        if task.begin is not None and task.role == "worker_handler":
-            out.append(_St(task.begin, "blocked", reason=self.idle_reason(task)))
-        elif task.begin is not None:
-            out.append(_St(task.begin, "running"))
-            for span in task.spans:
-                out.append(_St(span.start, "blocked", reason=self.reason(task, span)))
-                if span.end is not None:
-                    out.append(_St(span.end, "running"))
+        if task.begin is not None:
+            points = {task.begin}
+            points.update(s.start for s in task.spans)
+            points.update(s.end for s in task.spans if s.end is not None)
+            points.update(t for job in task.jobs for t in job if t < 1 << 62)
+            for t in sorted(p for p in points if p >= task.begin):
+                i = bisect.bisect_right(task.starts, t) - 1
+                span = task.spans[i] if i >= 0 else None
+                if span is not None and span.end is not None and span.end <= t:
+                    span = None
+                if span is not None:
+                    out.append(_St(t, "blocked", reason=self.reason(task, span)))
+                elif (idle := self.idle_reason(task, t)) is not None:
+                    out.append(_St(t, "blocked", reason=idle))
+                else:
+                    out.append(_St(t, "running"))
         if task.end is not None:
             out.append(_St(task.end, "terminated", uncertain=task.end_uncertain))
         return out
@@ -417,7 +447,10 @@ class _Merger:
             reason = None
             if ks.state == "blocked":
                 span = self.span_at(task, ks.t)
-                reason = self.reason(task, span) if span is not None else self.idle_reason(task)
+                if span is not None:
+                    reason = self.reason(task, span)
+                else:
+                    reason = self.idle_reason(task, ks.t)
             out.append(_St(ks.t, _state(ks.state), ks.cpu, reason, ks.uncertain))
         if before is not None and before.state != "terminated":
             out.append(_St(task.created, _state(before.state), before.cpu))
@@ -618,24 +651,28 @@ class _Merger:
             sent: MessageOp = "put" if is_queue else "send"
             obj = self._obj(channel, "queue") if is_queue else self._obj(w.fields[1], "pipe")
             self.emit(t, MessageEvent(t - t0, sender.name, sent, obj, number, int(w.fields[3])))
-        next_id = len(sends) + 1
         for channel, rs in reads.items():
             matched = _match(writes.get(channel, []), rs)
             is_queue = channel in self.queue_of
+            obj = self._obj(channel, "queue" if is_queue else "pipe")
             for r in rs:
                 reader = tasks.get((r.pid, r.tid))
                 if reader is None or not reader.name:
                     continue
                 source = matched.get(id(r))
                 if source is None:
-                    number, next_id = next_id, next_id + 1
-                    self.stats.unmatched_gets += 1
-                else:
-                    number = msg_id[id(source)]
+                    self.stats.garbled += 1
+                    text = (
+                        f"{reader.name} received {r.fields[3]} bytes on {obj} that match no "
+                        "message sent: messages written at once on a shared end interleaved"
+                    )
+                    self.emit(r.t, WarningEvent(r.t - t0, reader.name, "garbled", text))
+                    continue
                 got: MessageOp = "get" if is_queue else "recv"
-                obj = self._obj(channel, "queue" if is_queue else "pipe")
                 size = int(r.fields[3])
-                self.emit(r.t, MessageEvent(r.t - t0, reader.name, got, obj, number, size))
+                self.emit(
+                    r.t, MessageEvent(r.t - t0, reader.name, got, obj, msg_id[id(source)], size)
+                )
 
     def _channel(self, key: str) -> str | None:
         """The read end a write on `key` arrives at."""
@@ -734,8 +771,16 @@ class _Merger:
                     self.emit(t, WarningEvent(t - t0, other, "race", text))
 
 
+def _in_job(task: _Task, t: int) -> bool:
+    """Whether a worker runs a job at `t` (from its start to its finish)."""
+    i = bisect.bisect_right(task.jobs, [t, 1 << 63]) - 1
+    return i >= 0 and task.jobs[i][0] <= t < task.jobs[i][1]
+
+
 def _match(writes: list[Record], reads: list[Record]) -> dict[int, Record]:
-    """Read → write: the k-th read of some bytes is the k-th write of them."""
+    """Read → write: the k-th read of some bytes is the k-th write of them.
+    A read whose bytes no write sent (writes on a shared end interleaved) has
+    no entry: it received no message, only pieces of several."""
     by_crc: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for w in writes:
         by_crc[(w.fields[2], w.fields[3])].append(w)

@@ -5,7 +5,7 @@ multiprocessing program starts, blocks, exchanges a message or ends:
 Process start/bootstrap/join/terminate, Thread start/run/join and interpreter
 shutdown, `time.sleep`, Queue/JoinableQueue/SimpleQueue, Connection byte
 transfers, Lock/RLock/Semaphore/Event/Condition/Barrier, Pool (workers, helper
-threads, submissions, results, callbacks) and `sys.stdout`. Fork children
+threads, submissions, results, callbacks) and `print`. Fork children
 inherit the patches; spawn and forkserver children get them from the
 `sitecustomize` bootstrap. No signal handler is installed and no exit path is
 changed: a program behaves as it would without probes.
@@ -14,6 +14,8 @@ A blocking call is recorded only when it really has to wait: each wrapper first
 tries the operation without blocking (put_nowait, acquire(False), poll) and
 records a span only if that fails. Spans nest (a Queue.get waits inside a lock
 acquire); only the outermost one is recorded, as it names the program's reason.
+A Pool's machinery is probed as little as it can be (see `_wrap_print`): its
+helper threads' and workers' waits for work are left to the merge to infer.
 
 Objects are identified across processes by what the kernel shares: a pipe's or
 socket's inode for connections and queues, a semaphore's name (or, in fork
@@ -25,6 +27,7 @@ executor renames objects to their scenario names.
 from __future__ import annotations
 
 import atexit
+import builtins
 import itertools
 import linecache
 import multiprocessing
@@ -60,8 +63,9 @@ _pools: list[weakref.ref[Any]] = []
 _counters: dict[str, itertools.count[int]] = {}
 _now = time.monotonic_ns
 _orig_sleep = time.sleep
-_plain_send_bytes = mp_connection.Connection._send_bytes
-_plain_recv_bytes = mp_connection.Connection._recv_bytes
+_plain_send_bytes = vars(mp_connection.Connection)["_send_bytes"]
+_plain_recv_bytes = vars(mp_connection.Connection)["_recv_bytes"]
+_plain_simple_get = mp_queues.SimpleQueue.get
 
 _MP_DIR = os.path.dirname(multiprocessing.__file__) + os.sep
 _RT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -98,13 +102,19 @@ def _inside() -> str:
 # --- names and keys ----------------------------------------------------------
 
 
-def _guess_names(count: int) -> list[str]:
+def _guess_names(count: int, obj: object = None) -> list[str]:
     """Names from the line of the program that created the object."""
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith((_MP_DIR, _RT_DIR)):
         frame = frame.f_back  # type: ignore[assignment]
-    # A subclass's __init__ (concurrent.futures' _SafeQueue) is not the creating line.
-    while frame is not None and frame.f_code.co_name == "__init__":
+    # The object's own subclass __init__ (concurrent.futures' _SafeQueue) is not
+    # the creating line; the caller's is (`self._call_queue = _SafeQueue(...)`).
+    while (
+        obj is not None
+        and frame is not None
+        and frame.f_code.co_name == "__init__"
+        and frame.f_locals.get("self") is obj
+    ):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return []
@@ -125,8 +135,8 @@ def _fallback(kind: str) -> str:
     return f"{kind}{next(counter)}"
 
 
-def _name(kind: str) -> str:
-    guessed = _guess_names(1)
+def _name(kind: str, obj: object) -> str:
+    guessed = _guess_names(1, obj)
     return guessed[0] if guessed else _fallback(kind)
 
 
@@ -276,9 +286,7 @@ def _wrap_send_bytes(orig: Any) -> Any:
         size = len(buf)
         _line(f"M\tw\t{key}\t{zlib.crc32(buf)}\t{size}")
         # A pipe end's send can block; a queue's writes happen in its feeder.
-        if attrs.get("_procsim_role", "e") == "e" and (
-            size > PIPE_BUF or not _ready(self, True)
-        ):
+        if attrs.get("_procsim_role", "e") == "e" and (size > PIPE_BUF or not _ready(self, True)):
             recorded = begin("send", key)
             try:
                 return orig(self, buf)  # type: ignore[no-any-return]
@@ -345,7 +353,7 @@ def _register_queue(queue: Any) -> None:
     joinable = int(isinstance(queue, mp_queues.JoinableQueue))
     maxsize = getattr(queue, "_maxsize", 0)
     _emit(
-        "O", "queue", _queue_key(queue), _conn_key(queue._writer), escape(_name("queue")),
+        "O", "queue", _queue_key(queue), _conn_key(queue._writer), escape(_name("queue", queue)),
         maxsize, joinable, rlock, wlock,
     )  # fmt: skip
 
@@ -353,6 +361,8 @@ def _register_queue(queue: Any) -> None:
 def _unrecord_queue(queue: Any) -> None:
     _unrecorded(queue._reader, queue._writer)
     queue.__dict__["_procsim_q"] = ""
+    if isinstance(queue, mp_queues.SimpleQueue):
+        queue.__dict__["get"] = types.MethodType(_plain_simple_get, queue)
 
 
 def _wrap_reset(orig: Any) -> Any:
@@ -496,19 +506,19 @@ def _semlock_enter(self: Any) -> Any:
 
 
 def _register_lock(lock: Any) -> None:
-    _emit("O", "lock", _sem_key(lock), escape(_name("lock")), type(lock).__name__)
+    _emit("O", "lock", _sem_key(lock), escape(_name("lock", lock)), type(lock).__name__)
 
 
 def _register_event(event: Any) -> None:
-    _emit("O", "event", _sem_key(event._flag), escape(_name("event")))
+    _emit("O", "event", _sem_key(event._flag), escape(_name("event", event)))
 
 
 def _register_condition(cond: Any) -> None:
-    _emit("O", "cond", _sem_key(cond._lock), escape(_name("cond")))
+    _emit("O", "cond", _sem_key(cond._lock), escape(_name("cond", cond)))
 
 
 def _register_barrier(barrier: Any) -> None:
-    _emit("O", "barrier", _sem_key(barrier._cond._lock), escape(_name("barrier")))
+    _emit("O", "barrier", _sem_key(barrier._cond._lock), escape(_name("barrier", barrier)))
 
 
 def _nothing(_obj: Any) -> None:
@@ -538,7 +548,8 @@ def _wrap_start(orig: Any) -> Any:
     def start(self: Any) -> None:
         t = _now()
         orig(self)
-        _emit_at(t, "S", self.pid, escape(self.name), int(bool(self.daemon)))
+        method = getattr(self._popen, "method", "")
+        _emit_at(t, "S", self.pid, escape(self.name), int(bool(self.daemon)), method)
 
     return start
 
@@ -572,29 +583,45 @@ def _wrap_bootstrap(orig: Any) -> Any:
     return _bootstrap
 
 
+def _reaped(proc: Any) -> None:
+    """Record a child's exit code once its parent has collected it."""
+    popen = proc.__dict__.get("_popen")
+    if popen is None or popen.returncode is None or popen.__dict__.get("_procsim_reaped"):
+        return
+    popen.__dict__["_procsim_reaped"] = True
+    _emit("R", popen.pid, popen.returncode)
+
+
 def _wrap_join(orig: Any) -> Any:
     def join(self: Any, timeout: float | None = None) -> None:
         popen = self._popen
         if popen is None or popen.poll() is not None:
-            return orig(self, timeout)  # type: ignore[no-any-return]
+            orig(self, timeout)
+            _reaped(self)
+            return
         recorded = begin("join", popen.pid, timeout is not None)
         try:
-            return orig(self, timeout)  # type: ignore[no-any-return]
+            orig(self, timeout)
         finally:
             end(recorded)
+        _reaped(self)
 
     return join
 
 
-def _wrap_poll(orig: Any) -> Any:
-    def poll(self: Any, flag: int = os.WNOHANG) -> Any:
-        before = self.returncode
-        code = orig(self, flag)
-        if before is None and code is not None:
-            _emit("R", self.pid, code)
-        return code
+def _wrap_cleanup(orig: Any) -> Any:
+    """`active_children()` (how the exit function finds the children to kill
+    and join) drops the dead ones without joining them: record those here."""
 
-    return poll
+    def _cleanup() -> None:
+        before = list(getattr(mp_process, "_children", ()))
+        orig()
+        children = getattr(mp_process, "_children", ())
+        for proc in before:
+            if proc not in children:
+                _reaped(proc)
+
+    return _cleanup
 
 
 def _signal_context() -> str:
@@ -658,51 +685,6 @@ def _handler_role(thread: Any) -> tuple[str, str]:
     return "user", ""
 
 
-def _wrap_handler_args(thread: Any, role: str) -> None:
-    """Pool helper threads get their work through these: wrap them to record
-    the helper's idle waits."""
-    args = list(thread._args)
-    if role == "task_handler":
-        args[0] = _TaskQueueProbe(args[0])
-    elif role == "result_handler":
-        args[1] = _result_getter(args[1], args[0])
-    thread._args = tuple(args)
-
-
-class _TaskQueueProbe:
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue
-
-    def get(self) -> Any:
-        try:
-            return self._queue.get(False)
-        except Empty:
-            pass
-        recorded = begin("ptasks", _tls.pool)
-        try:
-            return self._queue.get()
-        finally:
-            end(recorded)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
-
-
-def _result_getter(get: Any, outqueue: Any) -> Any:
-    reader = outqueue._reader
-
-    def get_probe() -> Any:
-        if _ready(reader, False):
-            return get()
-        recorded = begin("presults", _tls.pool)
-        try:
-            return get()
-        finally:
-            end(recorded)
-
-    return get_probe
-
-
 def _wrap_bootstrap_inner(orig: Any) -> Any:
     def _bootstrap_inner(self: Any) -> None:
         _reset_thread_state()
@@ -710,8 +692,6 @@ def _wrap_bootstrap_inner(orig: Any) -> Any:
         self.__dict__["_procsim_role"] = role
         _tls.pool = key
         _emit("T", escape(self.name), int(self.daemon), role, key)
-        if role in ("task_handler", "result_handler"):
-            _wrap_handler_args(self, role)
         cause = ["returned"]
         run = self.run
 
@@ -802,26 +782,34 @@ def _sleep(secs: float) -> None:
         end(recorded)
 
 
-class _Stdout:
-    """sys.stdout, recording every complete line it is given."""
+def _wrap_print(orig: Any) -> Any:
+    """print() to stdout, recording each complete line (sys.stdout itself is
+    left alone). Kept lean: the Pool's result handler prints in callbacks, and
+    each extra microsecond there makes CPython's worker handler spin on the
+    results still waiting in the pipe."""
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
+    def print(*args: Any, **kwargs: Any) -> None:
+        orig(*args, **kwargs)
+        if kwargs:
+            _print_slow(args, kwargs)
+        elif len(args) == 1 and args[0].__class__ is int:  # the common print(i)
+            _line(f"X\t{args[0]}")
+        else:
+            _print_slow(args, kwargs)
 
-    def write(self, text: str) -> int:
-        written: int = self._stream.write(text)
-        if text.__class__ is str:
-            if "\n" in text:
-                lines = (getattr(_tls, "partial", "") + text).split("\n")
-                _tls.partial = lines.pop()
-                for line in lines:
-                    _line("X\t" + escape(line))
-            elif text:
-                _tls.partial = getattr(_tls, "partial", "") + text
-        return written
+    return print
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+
+def _print_slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    file = kwargs.get("file")
+    if file is not None and file is not sys.stdout:
+        return
+    sep, end = kwargs.get("sep"), kwargs.get("end")
+    text = (" " if sep is None else sep).join(map(str, args)) + ("\n" if end is None else end)
+    lines = (getattr(_tls, "partial", "") + text).split("\n")
+    _tls.partial = lines.pop()
+    for line in lines:
+        _line("X\t" + escape(line))
 
 
 # --- pools ------------------------------------------------------------------------
@@ -850,7 +838,7 @@ def _wrap_setup_queues(orig: Any) -> Any:
         key = f"{os.getpid()}-{_fallback('')}"
         self.__dict__["_procsim_key"] = key
         _pools.append(weakref.ref(self))
-        _emit("O", "pool", key, escape(_name("pool")))
+        _emit("O", "pool", key, escape(_name("pool", self)))
         orig(self)
         _pool_parts(self, key, ("inqueue", "outqueue"))
 
@@ -890,18 +878,14 @@ def _wrap_repopulate(orig: Any) -> Any:
 
 
 class _WorkerIn:
+    """A worker's task queue: records each job's start. The worker's waits
+    for work are not recorded (one per task); between jobs it waits for one."""
+
     def __init__(self, queue: Any) -> None:
         self._queue = queue
 
     def get(self) -> Any:
-        if _ready(self._queue._reader, False):
-            task = self._queue.get()
-        else:
-            recorded = begin("task")
-            try:
-                task = self._queue.get()
-            finally:
-                end(recorded)
+        task = self._queue.get()
         if task is not None:
             _line(f"J\tstart\t\t{task[0]}\t{task[1]}\t")
         return task
@@ -927,8 +911,11 @@ def _make_worker(orig: Any) -> Any:
     def worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> None:
         for queue in (inqueue, outqueue):
             if hasattr(queue, "_reader"):
-                _unrecorded(queue._reader, queue._writer)
-                queue.__dict__["_procsim_q"] = ""
+                _unrecord_queue(queue)
+        if hasattr(inqueue, "_rlock"):
+            # Idle workers queue on this lock for the next task: that wait is
+            # inferred from the job records, so the lock needs no probe.
+            inqueue._rlock.acquire = inqueue._rlock._semlock.acquire
         orig(_WorkerIn(inqueue), _WorkerOut(outqueue), *args, **kwargs)
 
     # Pickled by reference (spawn): it must be found as multiprocessing.pool.worker.
@@ -959,21 +946,31 @@ def _wrap_submit(kind: str) -> Any:
     return make
 
 
-def _wrap_set(orig: Any) -> Any:
+def _wrap_apply_set(orig: Any) -> Any:
     """A result reaches the parent's result handler, which runs the callback
-    (or error callback) inside `_set` once the job is complete; recorded as it
-    returns, when the callback has finished."""
+    (or error callback) inside `_set`; recorded as `_set` returns, when the
+    callback has finished. Kept to a few lookups: see `_wrap_print`."""
 
     def _set(self: Any, i: int, obj: Any) -> None:
         orig(self, i, obj)
-        attrs = self.__dict__
-        if attrs.get("_number_left", 0) == 0:  # a map's last chunk, or any apply
-            if attrs.get("_success"):
-                if attrs.get("_callback") is not None:
-                    _line(f"J\tcallback\t{attrs.get('_procsim_pool', '')}\t{self._job}\t\t")
-            elif attrs.get("_error_callback") is not None:
-                pool = attrs.get("_procsim_pool", "")
-                _line(f"J\terror_callback\t{pool}\t{self._job}\t\t")
+        if (self._callback if obj[0] else self._error_callback) is not None:
+            op = "callback" if obj[0] else "error_callback"
+            _line(f"J\t{op}\t{self.__dict__.get('_procsim_pool', '')}\t{self._job}\t\t")
+
+    return _set
+
+
+def _wrap_map_set(orig: Any) -> Any:
+    """As `_wrap_apply_set`, for a map's result: the callback runs once, with
+    the last chunk."""
+
+    def _set(self: Any, i: int, obj: Any) -> None:
+        orig(self, i, obj)
+        if self._number_left == 0:
+            fn = self._callback if self._success else self._error_callback
+            if fn is not None:
+                op = "callback" if self._success else "error_callback"
+                _line(f"J\t{op}\t{self.__dict__.get('_procsim_pool', '')}\t{self._job}\t\t")
 
     return _set
 
@@ -1072,14 +1069,8 @@ def install(directory: str, root: bool) -> Recorder:
     _patch(base, "start", _wrap_start)
     _patch(base, "_bootstrap", _wrap_bootstrap)
     _patch(base, "join", _wrap_join)
-    _patch(mp_popen_fork.Popen, "poll", _wrap_poll)
+    _patch(mp_process, "_cleanup", _wrap_cleanup)
     _patch(mp_popen_fork.Popen, "_send_signal", _wrap_send_signal)
-    try:
-        import multiprocessing.popen_forkserver as mp_popen_forkserver
-    except ImportError:  # no forkserver on this platform
-        pass
-    else:
-        _patch(mp_popen_forkserver.Popen, "poll", _wrap_poll)
 
     _patch(threading.Thread, "start", _wrap_thread_start)
     _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
@@ -1099,8 +1090,8 @@ def install(directory: str, root: bool) -> Recorder:
     _patch(pool, "imap", _wrap_submit("map"))
     _patch(pool, "imap_unordered", _wrap_submit("map"))
     _patch(pool, "join", _wrap_pool_join)
-    for result in (mp_pool.ApplyResult, mp_pool.MapResult):
-        _patch(result, "_set", _wrap_set)
+    _patch(mp_pool.ApplyResult, "_set", _wrap_apply_set)
+    _patch(mp_pool.MapResult, "_set", _wrap_map_set)
     _patch(mp_pool.ApplyResult, "get", _wrap_result_get)
     _patch(
         mp_pool.ApplyResult,
@@ -1110,21 +1101,18 @@ def install(directory: str, root: bool) -> Recorder:
     _patch(mp_pool.IMapIterator, "next", _wrap_imap_next)
     mp_pool.IMapIterator.__next__ = mp_pool.IMapIterator.next  # type: ignore[method-assign]
 
-    if sys.stdout is not None and not isinstance(sys.stdout, _Stdout):
-        sys.stdout = _Stdout(sys.stdout)
+    _patch(builtins, "print", _wrap_print)
     if root:
         rec.activate()
         _emit("P", os.getpid(), os.getppid(), "root", "main", 0)
         _emit("H", "python", platform.python_version())
         _patch(sys, "excepthook", _wrap_sys_excepthook)
         # Registered after multiprocessing's exit function, so it runs before it.
-        atexit.register(_root_exit)
+        atexit.register(_root_exit)  # CPU time near the end, for the kernel trace's check
     return rec
 
 
 def _root_exit() -> None:
-    method = multiprocessing.get_start_method(allow_none=True) or "default"
-    _emit("H", "start_method", method)
     _schedstat()
 
 

@@ -13,7 +13,7 @@ file is zero bytes; readers stop at the first NUL.
 Record kinds (fields after the kind):
   P pid ppid role name daemon    this process begins (role: root or child)
   H mark                         a milestone: main_begin, code_end
-  S pid name daemon              this task started a child process (t: the start() call)
+  S pid name daemon method       this task started a child process (t: the start() call)
   W pool pid index               that child is worker `index` of pool `pool`
   U tid name daemon              this task started a thread (t: the start() call)
   T name daemon role key         this thread begins (role: user, feeder, *_handler)
@@ -47,6 +47,7 @@ _INITIAL_SIZE = 1 << 20
 
 _now = time.monotonic_ns
 _tid = threading.get_native_id
+_thread_prefix = threading.local()  # "\t<tid>\t" of the calling thread
 
 
 def escape(text: str) -> str:
@@ -109,6 +110,7 @@ class Recorder:
         """In a forked child: drop the parent's mapping without writing to it."""
         mm, self._mm = self._mm, None
         self._grow = threading.Lock()
+        _thread_prefix.__dict__.clear()  # the forking thread's tid is not ours
         if mm is not None:
             mm.close()
 
@@ -125,7 +127,11 @@ class Recorder:
         mm = self._mm
         if mm is None:
             return
-        data = f"{_now()}\t{_tid()}\t{body}\n".encode("utf-8", "backslashreplace")
+        try:
+            prefix = _thread_prefix.text
+        except AttributeError:  # gettid() is a system call: once per thread
+            prefix = _thread_prefix.text = f"\t{_tid()}\t"
+        data = f"{_now()}{prefix}{body}\n".encode("utf-8", "backslashreplace")
         try:
             mm.write(data)
         except ValueError:

@@ -1,0 +1,209 @@
+"""How accurate is the model? The per-scenario accuracy table of issue 5.
+
+For every shipped scenario (or those named with --only): simulate it with the
+shipped default profile (or --machine PROFILE), run it for real --runs times
+(5 by default, kernel tracing when available), and report, from one run of
+this script:
+
+- the simulated makespan's error against the median of the real runs, and
+  whether it lies inside the real min–max band (raw, and widened by the
+  comparison's tolerance); the makespan is the comparison's span, which leaves
+  out the real root process's interpreter shutdown (see sim/compare_facts.py);
+- for CPU-bound scenarios (a task running at least half of its span for real):
+  the largest per-task error of running time and of ready time against the
+  real medians, over tasks that ran at least 5 ms (ready time only where the
+  real tasks waited at least 1 ms for a CPU);
+- the verdict of each comparison level, and the machine's load average before
+  and after (the real runs share the machine with whatever else runs on it).
+
+Targets (issue 5): makespan within 10% for every scenario; per-task running
+time within 10% and ready time within 20% for CPU-bound ones.
+
+    python benchmarks/accuracy/accuracy.py [--runs 5] [--only NAME ...]
+        [--machine PROFILE] [--kernel auto|on|off] [--markdown OUT.md] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.compare import compare_files
+from sim.compare_facts import facts_of, time_in_states
+from sim.compare_report import ComparisonReport, Tolerance
+from sim.compare_runs import record_runs
+from sim.scenario import load_scenario
+from sim.trace import read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+MAKESPAN_TARGET = 0.10
+RUNNING_TARGET = 0.10
+READY_TARGET = 0.20
+MIN_RUNNING_NS = 5_000_000
+MIN_READY_NS = 1_000_000
+
+
+@dataclass
+class Row:
+    scenario: str
+    sim_ms: float
+    real_median_ms: float
+    real_min_ms: float
+    real_max_ms: float
+    error: float
+    in_raw_band: bool
+    in_band: bool
+    cpu_bound: bool
+    running_error: float | None
+    running_task: str
+    ready_error: float | None
+    ready_task: str
+    levels: str
+    seconds: float
+
+
+def _error(sim: float, reals: list[float]) -> float | None:
+    median = statistics.median(reals)
+    return None if median == 0 else (sim - median) / median
+
+
+def _worst(errors: dict[str, float | None]) -> tuple[float | None, str]:
+    known = {t: e for t, e in errors.items() if e is not None}
+    if not known:
+        return None, ""
+    task = max(known, key=lambda t: abs(known[t]))
+    return known[task], task
+
+
+def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path) -> Row:
+    scenario = load_scenario(path, profile=profile)
+    began = time.monotonic()
+    recorded = record_runs(scenario, work / path.stem, runs, kernel=kernel)  # type: ignore[arg-type]
+    report: ComparisonReport = compare_files(
+        recorded.sim_path, recorded.real_paths, scenario=scenario
+    )
+    sim = facts_of(read_trace(recorded.sim_path), "model")
+    reals = [facts_of(read_trace(p), f"real {i}") for i, p in enumerate(recorded.real_paths, 1)]
+    spans = [r.span_ns for r in reals]
+    tol = Tolerance()
+    lo, hi = tol.band(spans, tol.makespan_rel, tol.makespan_abs_ns)
+    running_errors: dict[str, float | None] = {}
+    ready_errors: dict[str, float | None] = {}
+    cpu_bound = False
+    for task, created in sim.tasks.items():
+        if created.kind not in ("child", "thread", "worker"):
+            continue
+        if any(task not in r.tasks for r in reals):
+            continue
+        real_times = [time_in_states(r, task, r.span_ns) for r in reals]
+        running = [t["running"] for t in real_times]
+        if statistics.median(running) < MIN_RUNNING_NS:
+            continue
+        mine = time_in_states(sim, task, sim.span_ns)
+        running_errors[task] = _error(mine["running"], running)
+        ready = [t["ready"] for t in real_times]
+        if statistics.median(ready) >= MIN_READY_NS:  # a relative error of a few µs says nothing
+            ready_errors[task] = _error(mine["ready"], ready)
+        lived = [max(1, r.span_ns - r.tasks[task].t) for r in reals]
+        cpu_bound |= statistics.median(running) >= 0.5 * statistics.median(lived)
+    run_err, run_task = _worst(running_errors)
+    ready_err, ready_task = _worst(ready_errors)
+    error = _error(sim.span_ns, spans)
+    return Row(
+        scenario=path.stem,
+        sim_ms=sim.span_ns / 1e6,
+        real_median_ms=statistics.median(spans) / 1e6,
+        real_min_ms=min(spans) / 1e6,
+        real_max_ms=max(spans) / 1e6,
+        error=error if error is not None else 0.0,
+        in_raw_band=min(spans) <= sim.span_ns <= max(spans),
+        in_band=lo <= sim.span_ns <= hi,
+        cpu_bound=cpu_bound,
+        running_error=run_err,
+        running_task=run_task,
+        ready_error=ready_err,
+        ready_task=ready_task,
+        levels=" ".join(f"{lv.level[:3]}:{lv.status}" for lv in report.levels),
+        seconds=time.monotonic() - began,
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:+.1f}%"
+
+
+def markdown(rows: list[Row], load: tuple[str, str], runs: int) -> str:
+    lines = [
+        f"Accuracy of the model against {runs} real runs per scenario "
+        f"(load average before: {load[0]}, after: {load[1]}).",
+        "",
+        "| scenario | model ms | real median ms | real min–max ms | error | in band "
+        "(raw / widened) | CPU-bound | worst running error | worst ready error | levels |",
+        "|---|---:|---:|---:|---:|:-:|:-:|---|---|---|",
+    ]
+    for r in rows:
+        target = "✓" if abs(r.error) <= MAKESPAN_TARGET else "✗"
+        running = (
+            f"{_pct(r.running_error)} ({r.running_task})" if r.running_error is not None else "—"
+        )
+        ready = f"{_pct(r.ready_error)} ({r.ready_task})" if r.ready_error is not None else "—"
+        lines.append(
+            f"| {r.scenario} | {r.sim_ms:.2f} | {r.real_median_ms:.2f} | "
+            f"{r.real_min_ms:.2f}–{r.real_max_ms:.2f} | {_pct(r.error)} {target} | "
+            f"{'yes' if r.in_raw_band else 'no'} / {'yes' if r.in_band else 'no'} | "
+            f"{'yes' if r.cpu_bound else 'no'} | {running} | {ready} | {r.levels} |"
+        )
+    within = sum(1 for r in rows if abs(r.error) <= MAKESPAN_TARGET)
+    lines += ["", f"Makespan within {MAKESPAN_TARGET:.0%}: {within} of {len(rows)} scenarios."]
+    return "\n".join(lines) + "\n"
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--machine", type=Path)
+    parser.add_argument("--kernel", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    paths = sorted((ROOT / "scenarios").glob("*.yaml"))
+    if args.only:
+        paths = [p for p in paths if p.stem in args.only]
+    before = _load()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="procsim-accuracy-") as tmp:
+        for path in paths:
+            row = measure(path, args.runs, args.kernel, args.machine, Path(tmp))
+            rows.append(row)
+            print(
+                f"{row.scenario:28s} model {row.sim_ms:9.2f} ms  real median "
+                f"{row.real_median_ms:9.2f} ms  error {_pct(row.error):>7}  "
+                f"band {'in' if row.in_band else 'OUT'}  {row.levels}",
+                file=sys.stderr,
+                flush=True,
+            )
+    table = markdown(rows, (before, _load()), args.runs)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table, encoding="utf-8")
+    if args.json:
+        data: dict[str, Any] = {"runs": args.runs, "rows": [asdict(r) for r in rows]}
+        args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

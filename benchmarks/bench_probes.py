@@ -1,0 +1,166 @@
+"""Probe overhead: the makespan of the same program with and without probes.
+
+Runs, alternating, each program bare and with procsim's probes injected (as
+`procsim real` / `procsim trace` inject them, kernel tracing off) and prints,
+per program, the median makespan of each and the median of the per-round
+ratios (probed / bare), measured in this one run. Targets (issue 4): at most
+1.05 for the shipped CPU-bound scenarios, at most 1.25 for the reference
+text's Pool example (10,000 tiny tasks, where per-message costs dominate).
+
+The scenarios' makespan is timed from the start of `main` (as a trace's time
+0) to the exit of the root process; the Pool example, a plain program, from
+its start to its exit. CPU time of the whole process tree is reported too: it
+varies less than wall time when other work shares the machine.
+
+    python benchmarks/bench_probes.py [--rounds N] [--only NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sim.real.executor import RunSpec  # noqa: E402
+from sim.real.inject import new_run_id, probe_environment  # noqa: E402
+from sim.real.policy import RT_BASE_PRIORITY, plan  # noqa: E402
+from sim.real.runner import compile_runtime, memory_dir  # noqa: E402
+from sim.scenario import load_scenario  # noqa: E402
+
+CPU_BOUND = [
+    *sorted(p.name for p in (ROOT / "scenarios").glob("textbook_*.yaml")),
+    "three_states.yaml",
+]
+POOL_EXAMPLE = ROOT / "tests" / "data" / "real" / "reference_pool.py"
+# Times `executor.run` from just before main begins, as the probes' t=0 does.
+TIMED_ROOT = (
+    "import sys, time, pickle\n"
+    "from sim.real import executor\n"
+    "spec = pickle.load(open(sys.argv[1], 'rb'))\n"
+    "print(time.monotonic_ns(), file=open(sys.argv[2], 'w'))\n"
+    "executor.run(spec)\n"
+)
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    cpu_s: float
+
+
+def _run(
+    argv: list[str],
+    env: dict[str, str] | None,
+    begin_file: Path | None,
+    preexec: Callable[[], None] | None,
+) -> Sample:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic_ns()
+    subprocess.run(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=preexec,
+        check=False,
+    )
+    end = time.monotonic_ns()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if begin_file is not None:
+        start = int(begin_file.read_text().split()[0])
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Sample((end - start) / 1e9, cpu)
+
+
+def measure(
+    name: str,
+    argv: list[str],
+    rounds: int,
+    work: Path,
+    *,
+    begin: bool,
+    preexec: Callable[[], None] | None = None,
+) -> None:
+    bare: list[Sample] = []
+    probed: list[Sample] = []
+    begin_file = work / "begin" if begin else None
+    for i in range(rounds):
+        for kind in ("bare", "probed") if i % 2 == 0 else ("probed", "bare"):
+            probe_dir = work / "probes"
+            shutil.rmtree(probe_dir, ignore_errors=True)
+            probe_dir.mkdir()
+            env = None
+            if kind == "probed":
+                env = probe_environment(probe_dir, new_run_id(), importable=True)
+            else:
+                env = dict(os.environ, PYTHONPATH=str(ROOT))
+            full = [*argv, str(begin_file)] if begin_file is not None else argv
+            (bare if kind == "bare" else probed).append(_run(full, env, begin_file, preexec))
+    ratios = sorted(p.wall_s / b.wall_s for p, b in zip(probed, bare, strict=True))
+    wall_b = statistics.median(s.wall_s for s in bare)
+    wall_p = statistics.median(s.wall_s for s in probed)
+    cpu_b = statistics.median(s.cpu_s for s in bare)
+    cpu_p = statistics.median(s.cpu_s for s in probed)
+    print(
+        f"{name:28s} makespan bare {wall_b * 1e3:8.1f} ms  probed {wall_p * 1e3:8.1f} ms  "
+        f"ratio {statistics.median(ratios):.3f} (of medians {wall_p / wall_b:.3f})  "
+        f"cpu ratio {cpu_p / cpu_b:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    compile_runtime()
+    # Record files where real runs keep them (RAM-backed when there is one).
+    with tempfile.TemporaryDirectory(prefix="procsim-bench-", dir=memory_dir()) as tmp:
+        work = Path(tmp)
+        if args.only in ("", "pool"):
+            measure(
+                "reference Pool example",
+                [sys.executable, str(POOL_EXAMPLE)],
+                args.rounds,
+                work,
+                begin=False,
+            )
+        for name in CPU_BOUND:
+            if args.only and args.only not in name:
+                continue
+            scenario = load_scenario(ROOT / "scenarios" / name)
+            policy = plan(scenario.machine)
+            spec = RunSpec(
+                scenario,
+                scenario.machine.start_method,
+                policy.rt_policy,
+                RT_BASE_PRIORITY,
+                policy.priorities,
+            )
+            spec_path = work / f"{name}.pickle"
+            spec_path.write_bytes(pickle.dumps(spec))
+            measure(
+                name,
+                [sys.executable, "-c", TIMED_ROOT, str(spec_path)],
+                args.rounds,
+                work,
+                begin=True,
+                preexec=policy.apply,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""`procsim calibrate`: the measurements on this machine, and the command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sim.calibrate import MachineProfile, read_profile, read_profile_text
+from sim.cli.app import app
+
+MS = 1_000_000
+
+
+@pytest.mark.real
+def test_measure_gives_plausible_figures_and_reports_progress() -> None:
+    from sim.real.calibration import measure
+
+    seen: list[tuple[str, float]] = []
+    profile = measure(lambda label, done: seen.append((label, done)))
+
+    fractions = [done for _label, done in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any("Pool" in label for label, _ in seen)
+
+    assert profile.cpus == len(os.sched_getaffinity(0))
+    start = profile.start_latency_ns
+    # A fork is cheaper to start than a new interpreter.
+    assert 0 < start["fork"] < 50 * MS
+    assert start["fork"] < start["spawn"] < 2_000 * MS
+    costs = profile.costs
+    for name in ("queue_put_ns", "queue_get_ns", "pipe_send_ns", "pipe_recv_ns", "pool_submit_ns"):
+        assert 0 < costs[name] < 5 * MS, name
+    assert 0 < costs["per_byte_ns"] < 100
+    assert costs["gil_switch_interval_ns"] == 5 * MS
+    assert profile.context_switch_ns is not None and 0 < profile.context_switch_ns < MS
+    assert profile.linux_base_slice_ns is not None and 0 < profile.linux_base_slice_ns < 100 * MS
+    assert profile.rr_timeslice_ns is not None and profile.rr_timeslice_ns > 0
+    details = profile.measured["details"]
+    latency = details["queue_latency_ns"]
+    assert latency[1024 * 1024] > latency[64]  # a megabyte takes longer than a few bytes
+
+
+def _fixed_profile() -> MachineProfile:
+    return MachineProfile(
+        cpus=2,
+        context_switch_ns=2_000,
+        start_latency_ns={"fork": 1_000_000},
+        costs={"queue_put_ns": 1_500},
+        measured={"host": "test"},
+    )
+
+
+def test_calibrate_writes_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.real.calibration as calibration
+
+    monkeypatch.setattr(calibration, "measure", lambda progress=None: _fixed_profile())
+    out = tmp_path / "machine.yaml"
+    result = CliRunner().invoke(app, ["calibrate", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output
+    assert read_profile(out).machine() == _fixed_profile().machine()
+
+
+def test_calibrate_prints_the_profile_without_o(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.real.calibration as calibration
+
+    monkeypatch.setattr(calibration, "measure", lambda progress=None: _fixed_profile())
+    result = CliRunner().invoke(app, ["calibrate"])
+    assert result.exit_code == 0, result.output
+    assert read_profile_text(result.stdout).machine() == _fixed_profile().machine()
+
+
+def test_calibrate_reports_an_unwritable_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.real.calibration as calibration
+
+    monkeypatch.setattr(calibration, "measure", lambda progress=None: _fixed_profile())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(app, ["calibrate", "-o", str(blocker / "machine.yaml")])
+    assert result.exit_code == 2
+    assert "cannot write" in result.stderr

@@ -1,0 +1,79 @@
+"""Every shipped scenario, simulated with the shipped default profile and run for
+real (kernel tracing when available), must pass all three comparison levels —
+or say in its file which level its nature makes meaningless.
+
+Each scenario runs 3 times for real (the CLI's default is 5): enough for a
+band, and the whole file stays within a few minutes on two cores. Skips, with
+the reason, when the real runner cannot be imported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sim.cli.app import app
+from sim.scenario import load_scenario
+
+pytestmark = pytest.mark.real
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+RUNS = 3
+
+try:
+    import sim.real  # noqa: F401
+except ImportError as exc:  # the real runner is optional for the model's tests
+    pytestmark = [pytestmark, pytest.mark.skip(reason=f"sim.real cannot be imported: {exc}")]
+
+
+def _explain(report: object) -> str:
+    from sim.compare_report import ComparisonReport
+
+    assert isinstance(report, ComparisonReport)
+    lines = []
+    for level in report.levels:
+        for check in level.checks:
+            if check.status == "fail":
+                lines.append(f"[{level.level}] {check.name}: {check.summary}")
+                lines += [f"    {problem}" for problem in check.problems]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_scenario_agrees_with_real_runs(path: Path, tmp_path: Path) -> None:
+    from sim.compare_runs import compare_scenario
+
+    scenario = load_scenario(path)
+    report, recorded = compare_scenario(scenario, tmp_path, RUNS, kernel="auto")
+    assert len(recorded.real_paths) == RUNS
+    for level in report.levels:
+        if level.level in scenario.compare.skip:
+            assert level.status == "skipped" and level.why == scenario.compare.why
+    assert report.passed, _explain(report)
+
+
+def test_compare_a_scenario_from_the_command_line(tmp_path: Path) -> None:
+    keep, out = tmp_path / "traces", tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(SCENARIOS / "textbook_fcfs_2cpu.yaml"),
+            "--runs",
+            "2",
+            "--keep",
+            str(keep),
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code in (0, 5), result.output
+    assert sorted(p.name for p in keep.iterdir()) == ["real-1.jsonl", "real-2.jsonl", "sim.jsonl"]
+    data = json.loads(out.read_text())
+    assert data["scenario"] == "textbook-fcfs-2cpu"
+    assert len(data["reals"]) == 2
+    assert (result.exit_code == 0) == data["passed"]
+    assert "Verdict:" in result.stdout
