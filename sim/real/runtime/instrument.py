@@ -790,12 +790,15 @@ def _wrap_print(orig: Any) -> Any:
 
     def print(*args: Any, **kwargs: Any) -> None:
         orig(*args, **kwargs)
-        if kwargs:
-            _print_slow(args, kwargs)
-        elif len(args) == 1 and args[0].__class__ is int:  # the common print(i)
-            _line(f"X\t{args[0]}")
-        else:
-            _print_slow(args, kwargs)
+        if len(args) == 1 and (not kwargs or kwargs.keys() == {"flush"}):
+            kind = args[0].__class__
+            if kind is int:  # the common print(i)
+                _line(f"X\t{args[0]}")
+                return
+            if kind is str and "\n" not in args[0] and not getattr(_tls, "partial", ""):
+                _line("X\t" + escape(args[0]))
+                return
+        _print_slow(args, kwargs)
 
     return print
 
