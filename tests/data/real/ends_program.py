@@ -3,7 +3,7 @@
 import os
 import signal
 import sys
-from multiprocessing import Pool, Process, get_context
+from multiprocessing import get_context
 
 
 def fine():
