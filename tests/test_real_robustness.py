@@ -55,7 +55,9 @@ def test_a_run_past_its_timeout_is_stopped_and_says_what_waited(tmp_path: Path) 
         ("main", "join napper"),
         ("napper", "sleep"),
     }
-    assert 0.9e9 < trace.end.t < 3e9
+    # The timeout counts from the launch; the trace's 0 is main's start, which
+    # comes after the interpreter has started (0.1 s and more on a busy machine).
+    assert 0.5e9 < trace.end.t < 3e9
     assert stray_children() == []
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
@@ -30,6 +31,23 @@ def _say(text: str, *, error: bool = False) -> None:
     (err_console if error else console).print(
         text, markup=False, highlight=False, emoji=False, soft_wrap=True
     )
+
+
+def _run_and_report(run: Callable[[], RealResult], out: Path) -> NoReturn:
+    """Run, report the run, and exit with its exit code; a run that could not be
+    made is one line on stderr and exit 1."""
+    from sim.real import RealRunError
+
+    try:
+        result = run()
+    except RealRunError as exc:
+        _say(f"procsim: error: {exc}", error=True)
+        raise typer.Exit(ExitCode.ERROR) from None
+    except OSError as exc:
+        _say(f"procsim: error: cannot write {out}: {exc.strerror or exc}", error=True)
+        raise typer.Exit(ExitCode.ERROR) from None
+    _report(result)
+    raise typer.Exit(result.exit_code)
 
 
 def _kernel_mode(value: str) -> Literal["auto", "on", "off"]:
@@ -77,7 +95,7 @@ def real(
 
     Exit 0 when the run completes, 3 on a deadlock, 4 past --timeout, 130 when
     interrupted; the trace is written in every case (marked incomplete)."""
-    from sim.real import RealRunError, run_scenario
+    from sim.real import run_scenario
     from sim.scenario import ScenarioError, load_scenario
 
     mode = _kernel_mode(kernel)
@@ -91,18 +109,12 @@ def real(
         _say(str(exc), error=True)
         raise typer.Exit(ExitCode.INVALID_INPUT) from None
     out = output or Path(f"{scenario_path.stem}.real.jsonl")
-    try:
-        result = run_scenario(
+    _run_and_report(
+        lambda: run_scenario(
             scenario, out, kernel=mode, start_method=start_method, timeout_s=timeout
-        )
-    except RealRunError as exc:
-        _say(f"procsim: error: {exc}", error=True)
-        raise typer.Exit(ExitCode.ERROR) from None
-    except OSError as exc:
-        _say(f"procsim: error: cannot write {out}: {exc.strerror or exc}", error=True)
-        raise typer.Exit(ExitCode.ERROR) from None
-    _report(result)
-    raise typer.Exit(result.exit_code)
+        ),
+        out,
+    )
 
 
 @app.command(
@@ -128,18 +140,9 @@ def trace(
 
     The probes are injected into every process it starts (Process, Pool,
     concurrent.futures.ProcessPoolExecutor; fork, spawn or forkserver)."""
-    from sim.real import RealRunError, trace_program
+    from sim.real import trace_program
 
     mode = _kernel_mode(kernel)
     script = next((a for a in argv[1:] if not a.startswith("-")), argv[0])
     out = output or Path(f"{Path(script).stem}.trace.jsonl")
-    try:
-        result = trace_program(list(argv), out, kernel=mode, timeout_s=timeout)
-    except RealRunError as exc:
-        _say(f"procsim: error: {exc}", error=True)
-        raise typer.Exit(ExitCode.ERROR) from None
-    except OSError as exc:
-        _say(f"procsim: error: cannot write {out}: {exc.strerror or exc}", error=True)
-        raise typer.Exit(ExitCode.ERROR) from None
-    _report(result)
-    raise typer.Exit(result.exit_code)
+    _run_and_report(lambda: trace_program(list(argv), out, kernel=mode, timeout_s=timeout), out)
