@@ -1,9 +1,9 @@
 """Issue 6's performance targets for the window and the renderer, measured in one run.
 
 Workloads, both simulated now:
-- "200 tasks": 199 processes that each compute 1 ms and sleep 2 ms, 160 times,
+- "200 tasks": 199 processes that each compute 1 ms and sleep 2 ms, 170 times,
   under round robin on 2 CPUs: 200 tasks on the stage (a long ready queue, a
-  long `sleep` lane) and about 100,000 events.
+  long `sleep` lane) and a little over 100,000 events.
 - "pool 10,000": the reference text's Pool(4) with 10,000 apply_async calls
   (scenarios/reference_pool_apply_async.yaml), about 130,000 events; and the
   same with a pool of 64 workers.
@@ -58,7 +58,7 @@ def _trace(scenario: p.Scenario) -> Trace:
 
 def two_hundred_tasks() -> Trace:
     body = (p.Compute(duration=p.Constant(MS)), p.Sleep(duration=p.Constant(2 * MS)))
-    work = p.FunctionDef("work", (p.Repeat(times=160, body=body),))
+    work = p.FunctionDef("work", (p.Repeat(times=170, body=body),))
     names = tuple(f"p{i}" for i in range(199))
     main = (*(p.Spawn(name=n, target="work") for n in names), p.Join(names=names))
     machine = p.Machine(cpus=2, policy="rr", settings=p.PolicySettings(quantum_ns=10 * MS))
