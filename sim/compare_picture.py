@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from sim.compare_facts import Facts, facts_of
 from sim.compare_report import ComparisonReport
+from sim.metrics import TIMED_STATES as STATES
 from sim.trace import Trace
 
 if TYPE_CHECKING:
     from PIL import ImageDraw, ImageFont
 
-STATES = ("new", "ready", "running", "blocked")
 COLOURS: dict[str, tuple[int, int, int]] = {
     "new": (200, 200, 205),
     "ready": (240, 180, 60),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -370,6 +370,17 @@ class WithPool(Op):
     body: Block
 
 
+def walk(ops: Block) -> Iterator[Op]:
+    """Every step of `ops`, and of the blocks nested in them (a repeat's or a
+    `with` block's body, an `on_timeout` or `on_eof` branch), in program order."""
+    for op in ops:
+        yield op
+        for name in ("body", "on_timeout", "on_eof"):
+            block = getattr(op, name, None)
+            if block:
+                yield from walk(block)
+
+
 # --- objects ------------------------------------------------------------------
 
 
@@ -523,3 +534,15 @@ class Scenario:
     main: Block
     compare: CompareSettings = CompareSettings()
     source: str = ""  # the file it was loaded from
+
+
+def pools_at_start(scenario: Scenario) -> list[str]:
+    """The pools that exist from the main program's first line, like `p = Pool(4)`
+    at the top of `if __name__ == '__main__'`: all but those a `with_pool` block
+    creates."""
+    in_with = {op.pool for op in walk(scenario.main) if isinstance(op, WithPool)}
+    return [
+        name
+        for name, definition in scenario.objects.items()
+        if isinstance(definition, PoolDef) and name not in in_with
+    ]

@@ -19,7 +19,6 @@ from sim.program import Scenario
 from sim.trace import MemorySink, Trace, TraceError, read_trace
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
-VIZ_MODULES = ("pygame", "PIL", "imageio", "imageio_ffmpeg", "numpy")
 MIN_RENDER_SIZE = (640, 360)
 
 

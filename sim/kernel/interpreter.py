@@ -61,7 +61,7 @@ class Interpreter:
         self.processes.start_main(self._main_body)
 
     def _main_body(self, task: Task) -> Steps:
-        for pool in self.objects.pools_created_at_start(self.scenario.main):
+        for pool in self.objects.pools_at_start(self.scenario):
             yield from pool.create(task)
         yield from self.run_block(task, self.scenario.main)
 
@@ -103,7 +103,11 @@ class Interpreter:
                         raise ProgramError(
                             "NotImplementedError", f"{kind.__name__} is not modelled"
                         )
-                    yield from handler(task, op)
+                    try:
+                        yield from handler(task, op)
+                    except ProgramError as error:
+                        error.loc = error.loc or op.loc
+                        raise
             else:
                 stack.pop()
 

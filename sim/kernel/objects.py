@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from sim import program as p
@@ -79,17 +79,5 @@ class Objects:
             p.WithPool: lambda t, op: pool[op.pool].with_pool(t, op),
         }
 
-    def pools_created_at_start(self, main: p.Block) -> Iterator[SimPool]:
-        """Pools the main program uses outside a `with_pool` block exist from its
-        first line, like `p = Pool(4)` at the top of `if __name__ == '__main__'`."""
-        in_with = {op.pool for op in _walk(main) if isinstance(op, p.WithPool)}
-        return (pool for name, pool in self.pools.items() if name not in in_with)
-
-
-def _walk(ops: p.Block) -> Iterator[p.Op]:
-    for op in ops:
-        yield op
-        for name in ("body", "on_timeout", "on_eof"):
-            block = getattr(op, name, None)
-            if block:
-                yield from _walk(block)
+    def pools_at_start(self, scenario: p.Scenario) -> list[SimPool]:
+        return [self.pools[name] for name in p.pools_at_start(scenario)]

@@ -95,13 +95,16 @@ class SimPool:
         self.outqueue = SimpleQueue(rt, f"{self.name}.outqueue", self._pool_tasks)
         self.inqueue.set_readers(self._pool_tasks)
         self.outqueue.set_readers(self._pool_tasks)
+        # What the workers can do to other objects: what the submitted functions do.
+        programs = (rt.scenario.main, *(fn.body for fn in rt.scenario.functions.values()))
         functions = {
-            name
-            for fn in (*rt.scenario.functions.values(),)
-            for name in _pool_functions(fn.body, self.name)
-        } | set(_pool_functions(rt.scenario.main, self.name))
-        actions = frozenset().union(*(rt.usage.of(f) for f in functions)) if functions else None
-        rt.usage.declare(self._worker_program, actions or frozenset())
+            op.function
+            for ops in programs
+            for op in p.walk(ops)
+            if isinstance(op, p.Apply | p.ApplyAsync | p.Map) and op.pool == self.name
+        }
+        actions = frozenset().union(*(rt.usage.of(f) for f in functions))
+        rt.usage.declare(self._worker_program, actions)
 
     @property
     def _worker_program(self) -> str:
@@ -373,16 +376,3 @@ class SimPool:
             self._terminate()
             raise
         yield from self.terminate(task)
-
-
-def _pool_functions(ops: p.Block, pool: str) -> list[str]:
-    """The functions a program submits to `pool`."""
-    found: list[str] = []
-    for op in ops:
-        if isinstance(op, p.Apply | p.ApplyAsync | p.Map) and op.pool == pool:
-            found.append(op.function)
-        for name in ("body", "on_timeout", "on_eof"):
-            block = getattr(op, name, None)
-            if block:
-                found += _pool_functions(block, pool)
-    return found

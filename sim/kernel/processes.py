@@ -180,7 +180,9 @@ class Processes:
             except ProgramExit as exit_:
                 code, cause = exit_.code, "exit"
             except ProgramError as error:
-                text = f"{error} (exit code 1)" if is_process else f"{error} (the thread ends)"
+                where = f" at {error.loc}" if error.loc else ""
+                ending = "exit code 1" if is_process else "the thread ends"
+                text = f"{error}{where} ({ending})"
                 self.scheduler.sink.emit(WarningEvent(self.env.now, task.name, "exception", text))
                 code, cause = 1, "exception"
             if is_process and proc.parent is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sim.trace import Cause, TaskKind, TaskState
 
@@ -43,6 +43,7 @@ class ProgramError(Exception):
     def __init__(self, error: str, message: str = "") -> None:
         super().__init__(f"{error}: {message}" if message else error)
         self.error = error
+        self.loc = ""  # file:line:column of the scenario step that raised it
 
 
 class Task:
@@ -132,8 +133,6 @@ class SimProcess:
     children: list[SimProcess] = field(default_factory=list)
     exit_code: int | None = None
     gil: Gil | None = None
-    # Objects owned per process, created lazily (a Queue's feeder thread, pools).
-    owned: dict[str, Any] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:

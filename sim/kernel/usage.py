@@ -15,7 +15,7 @@ Action = tuple[str, str]
 
 
 def _actions(ops: p.Block) -> Iterator[Action]:
-    for op in ops:
+    for op in p.walk(ops):
         match op:
             case p.Put(queue=q):
                 yield ("put", q)
@@ -39,15 +39,6 @@ def _actions(ops: p.Block) -> Iterator[Action]:
                 yield ("barrier", b)
             case p.Apply(pool=pool) | p.ApplyAsync(pool=pool) | p.Map(pool=pool):
                 yield ("submit", pool)
-        for block in _sub_blocks(op):
-            yield from _actions(block)
-
-
-def _sub_blocks(op: p.Op) -> Iterator[p.Block]:
-    for name in ("body", "on_timeout", "on_eof"):
-        block = getattr(op, name, None)
-        if block:
-            yield block
 
 
 class Usage:

@@ -35,7 +35,6 @@ T = TypeVar("T", bound=Schedulable)
 
 class Policy(ABC, Generic[T]):
     name: ClassVar[str]
-    description: ClassVar[str]
 
     def __init__(self, settings: PolicySettings) -> None:
         self.settings = settings

@@ -10,7 +10,6 @@ from sim.program import PolicySettings
 
 class Fcfs(Policy[T]):
     name = "fcfs"
-    description = "first come, first served; a task runs until it blocks or ends"
 
     def __init__(self, settings: PolicySettings) -> None:
         super().__init__(settings)

@@ -38,7 +38,6 @@ _VRUNTIME_RATE = {nice: NICE_0_WEIGHT / nice_weight(nice) for nice in range(-20,
 
 class Linux(Policy[T]):
     name = "linux"
-    description = "approximation of Linux's fair scheduler (virtual runtime, 1.4 ms slice)"
 
     def __init__(self, settings: PolicySettings) -> None:
         super().__init__(settings)

@@ -22,7 +22,6 @@ from sim.program import PolicySettings
 
 class Mlfq(Policy[T]):
     name = "mlfq"
-    description = "multi-level feedback queue (levels, quanta, periodic boost)"
 
     def __init__(self, settings: PolicySettings) -> None:
         super().__init__(settings)

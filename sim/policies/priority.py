@@ -11,7 +11,6 @@ from sim.policies.keyed import KeyedPolicy
 
 class Priority(KeyedPolicy[T]):
     name = "priority"
-    description = "static priority (lower number first), preemptive or not"
 
     def key(self, task: T) -> float:
         return task.priority

@@ -8,7 +8,6 @@ from sim.policies.fcfs import Fcfs
 
 class RoundRobin(Fcfs[T]):
     name = "rr"
-    description = "round robin: FIFO, preempted at the end of each quantum"
 
     def time_slice(self, task: T, now: int) -> int | None:
         return self.settings.quantum_ns

@@ -10,7 +10,6 @@ from sim.policies.keyed import KeyedPolicy
 
 class Sjf(KeyedPolicy[T]):
     name = "sjf"
-    description = "shortest job first, non-preemptive"
 
     def key(self, task: T) -> float:
         return task.burst_ns

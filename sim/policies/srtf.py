@@ -11,7 +11,6 @@ from sim.policies.keyed import KeyedPolicy
 
 class Srtf(KeyedPolicy[T]):
     name = "srtf"
-    description = "shortest remaining time first, preemptive SJF"
 
     def key(self, task: T) -> float:
         return task.burst_ns

@@ -462,23 +462,6 @@ def pool_item(item: tuple[str, bytes]) -> bytes:
 # --- main ----------------------------------------------------------------------------
 
 
-def pools_at_start(scenario: p.Scenario) -> list[str]:
-    """Pools exist from main's first line unless a `with_pool` block makes them."""
-    in_with: set[str] = set()
-
-    def walk(block: p.Block) -> None:
-        for op in block:
-            if isinstance(op, p.WithPool):
-                in_with.add(op.pool)
-            for attr in ("body", "on_timeout", "on_eof"):
-                inner = getattr(op, attr, None)
-                if inner:
-                    walk(inner)
-
-    walk(scenario.main)
-    return [n for n, d in scenario.objects.items() if isinstance(d, p.PoolDef) and n not in in_with]
-
-
 def make_objects(scenario: p.Scenario, ctx: mp_context.BaseContext) -> dict[str, Any]:
     """The scenario's queues, pipes and synchronisation objects, named for the probes."""
     c: Any = ctx
@@ -518,7 +501,7 @@ def run(spec: RunSpec) -> None:
         rt.mark("main_begin")
     shared = Shared(spec, objects, t0)
     _ACTIVE = Interpreter(shared, "main", "main", ctx)
-    for name in pools_at_start(scenario):
+    for name in p.pools_at_start(scenario):
         _ACTIVE.create_pool(name)
     _ACTIVE.run(scenario.main)
 
