@@ -11,7 +11,8 @@ quantum of the `rr` policy, as SCHED_RR uses it) and free-form `measured` notes:
     context_switch: 3.1us
     base_slice: 1.4ms          # the linux policy's slice
     rr_timeslice: 100ms
-    start_cost: {fork: 1.5ms, forkserver: 16ms, spawn: 60ms}
+    start_cost: {fork: 1ms, forkserver: 2ms, spawn: 30ms}
+    exit_cost: {fork: 800us, forkserver: 800us, spawn: 5ms}
     costs: {start_call: 600us, queue_put: 6us, …, per_byte: 0.4ns, …}
 
 A scenario picks a profile with `machine: {profile: PATH}` (relative to the
@@ -42,9 +43,9 @@ from sim.scenario_errors import Problem, ScenarioError
 from sim.scenario_models import (
     CostsModel,
     FixedDuration,
+    PerStartMethodModel,
     Positive,
     PositiveDuration,
-    StartCostModel,
     Strict,
     did_you_mean,
 )
@@ -64,13 +65,14 @@ class MachineProfile:
     """What a profile sets; None (or a missing key) leaves `sim.program`'s default.
 
     `costs` holds `sim.program.Costs` fields by name (`queue_put_ns`, …) except
-    `start_latency_ns`, which is `start_latency_ns` here."""
+    the per-start-method `start_cpu_ns` and `exit_cpu_ns`, which are fields here."""
 
     cpus: int | None = None
     context_switch_ns: int | None = None
     linux_base_slice_ns: int | None = None
     rr_timeslice_ns: int | None = None
-    start_latency_ns: Mapping[p.StartMethod, int] = field(default_factory=dict)
+    start_cpu_ns: Mapping[p.StartMethod, int] = field(default_factory=dict)
+    exit_cpu_ns: Mapping[p.StartMethod, int] = field(default_factory=dict)
     costs: Mapping[str, float] = field(default_factory=dict)
     measured: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""  # the file it was read from
@@ -84,7 +86,8 @@ class MachineProfile:
         costs = dataclasses.replace(
             base.costs,
             **values,
-            start_latency_ns={**base.costs.start_latency_ns, **self.start_latency_ns},
+            start_cpu_ns={**base.costs.start_cpu_ns, **self.start_cpu_ns},
+            exit_cpu_ns={**base.costs.exit_cpu_ns, **self.exit_cpu_ns},
         )
         settings = base.settings
         if self.linux_base_slice_ns is not None:
@@ -122,13 +125,15 @@ class ProfileModel(Strict):
     context_switch: FixedDuration = _LEFT_OUT
     base_slice: PositiveDuration = _LEFT_OUT
     rr_timeslice: PositiveDuration = _LEFT_OUT
-    start_cost: StartCostModel = _LEFT_OUT
+    start_cost: PerStartMethodModel = _LEFT_OUT
+    exit_cost: PerStartMethodModel = _LEFT_OUT
     costs: CostsModel = _LEFT_OUT
 
 
 _PROFILE_KEYS = [f.alias or name for name, f in ProfileModel.model_fields.items()]
 _NESTED_KEYS = {
-    "start_cost": list(StartCostModel.model_fields),
+    "start_cost": list(PerStartMethodModel.model_fields),
+    "exit_cost": list(PerStartMethodModel.model_fields),
     "costs": list(CostsModel.model_fields),
 }
 
@@ -194,22 +199,24 @@ def _problems(error: ValidationError, locator: Locator) -> list[Problem]:
 
 def _profile(model: ProfileModel, source: str) -> MachineProfile:
     costs = model.costs.model_dump(exclude_none=True) if model.costs else {}
-    start: dict[p.StartMethod, int] = {}
-    if model.start_cost is not None:
-        for method in get_args(p.StartMethod):
-            value = getattr(model.start_cost, method)
-            if value is not None:
-                start[method] = value
     return MachineProfile(
         cpus=model.cpus,
         context_switch_ns=model.context_switch,
         linux_base_slice_ns=model.base_slice,
         rr_timeslice_ns=model.rr_timeslice,
-        start_latency_ns=start,
+        start_cpu_ns=_per_method(model.start_cost),
+        exit_cpu_ns=_per_method(model.exit_cost),
         costs={f"{key}_ns": value for key, value in costs.items()},
         measured=model.measured or {},
         source=source,
     )
+
+
+def _per_method(model: PerStartMethodModel | None) -> dict[p.StartMethod, int]:
+    if model is None:
+        return {}
+    values = ((method, getattr(model, method)) for method in get_args(p.StartMethod))
+    return {method: value for method, value in values if value is not None}
 
 
 def format_duration(ns: float) -> str:
@@ -240,8 +247,12 @@ def render_profile(profile: MachineProfile) -> str:
     ):
         if value is not None:
             data[key] = format_duration(value)
-    if profile.start_latency_ns:
-        data["start_cost"] = {m: format_duration(v) for m, v in profile.start_latency_ns.items()}
+    for key, per_method in (
+        ("start_cost", profile.start_cpu_ns),
+        ("exit_cost", profile.exit_cpu_ns),
+    ):
+        if per_method:
+            data[key] = {m: format_duration(v) for m, v in per_method.items()}
     if profile.costs:
         data["costs"] = {
             name.removesuffix("_ns"): format_duration(value)

@@ -13,7 +13,11 @@
 
 A scenario may exempt itself from a level (`compare: {skip: [timing], why:
 …}`): the level is reported as skipped, with the scenario's reason, and does
-not count against the verdict. `ComparisonReport.passed` is the verdict.
+not count against the verdict. A scenario whose costs are idealised (a
+textbook exercise's zero start-up costs) is simulated for the comparison with
+its machine profile's costs instead (`compare: {costs: profile, why: …}`, see
+`sim.compare_runs`); the simulated trace's header says so and so does the
+report. `ComparisonReport.passed` is the verdict.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ def compare_files(
     )
 
 
+# A simulated trace's header note: simulated with the profile's costs (`compare:
+# {costs: profile}`), and why.
+COSTS_NOTE = "costs_from_profile"
+
+
 def compare_traces(
     sim: Trace,
     reals: Sequence[Trace],
@@ -106,7 +115,7 @@ def compare_traces(
         reals=tuple(_info(f, next(names, "")) for f in real_facts),
         levels=levels,
         tolerance=tol,
-        notes=tuple(_notes(real_facts, kernel_states)),
+        notes=tuple(_notes(sim_facts, real_facts, kernel_states)),
     )
 
 
@@ -123,7 +132,10 @@ def _info(facts: Facts, path: str) -> RunInfo:
     return RunInfo(facts.label, path, facts.end.t, facts.span_ns, facts.end.status, notes)
 
 
-def _notes(reals: list[Facts], kernel_states: bool) -> Iterator[str]:
+def _notes(sim: Facts, reals: list[Facts], kernel_states: bool) -> Iterator[str]:
+    if COSTS_NOTE in sim.header.notes:
+        why = " ".join(str(sim.header.notes[COSTS_NOTE]).split())
+        yield f"the model ran with the machine profile's costs, not the scenario's: {why}"
     if not kernel_states:
         yield (
             "some real runs have no kernel scheduler events: ready and running cannot be "

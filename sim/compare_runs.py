@@ -16,12 +16,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim import program as p
-from sim.compare import compare_files
+from sim.compare import COSTS_NOTE, compare_files
 from sim.compare_report import ComparisonReport, Tolerance
 from sim.kernel import sim_header, simulate
 from sim.trace import TraceWriter
@@ -60,8 +60,12 @@ def record_runs(
 
     directory.mkdir(parents=True, exist_ok=True)
     sim_path = directory / "sim.jsonl"
-    with TraceWriter(sim_path, sim_header(scenario)) as writer:
-        result = simulate(scenario, writer)
+    modelled = p.as_compared(scenario)
+    header = sim_header(modelled)
+    if modelled is not scenario:
+        header = replace(header, notes={**header.notes, COSTS_NOTE: scenario.compare.why})
+    with TraceWriter(sim_path, header) as writer:
+        result = simulate(modelled, writer)
         writer.close(result.end)
     limit = timeout_s if timeout_s is not None else real_timeout_s(result.makespan_ns)
     paths: list[Path] = []

@@ -8,12 +8,11 @@ Definitions (all times integer nanoseconds):
 - time in a state: the sum of the task's intervals in `new`, `ready`,
   `running`, `blocked` (see `sim.intervals`); an interval still open at the end
   of the trace counts up to the end record's time;
-- arrival: the first time the task is ready to run. Before that it is `new`
-  (being started, or held back until its arrival time in a scheduling
-  exercise) or blocked with reason `arrival`; this is the textbook's arrival
-  time, so start-up latency shows as time in `new` rather than in turnaround.
-  A task seen running without being ready first arrived then; one that never
-  ran arrived when it was created;
+- arrival: the first time the task is ready to run, or, for a process held
+  back until its arrival time in a scheduling exercise (blocked with reason
+  `arrival` once started), the first time after that: the textbook's arrival
+  time. A task seen running without being ready first arrived then; one that
+  never ran arrived when it was created;
 - turnaround: termination − arrival (None while the task has not terminated);
 - waiting: total time in `ready`;
 - response: first dispatch − arrival (None if never dispatched);
@@ -236,7 +235,10 @@ class MetricsBuilder:
         if acc.state == "terminated":
             return
         self._leave(acc, ev.t)
-        if ev.state in ("ready", "running") and acc.arrived_ns is None:
+        if ev.state == "blocked" and ev.reason == "arrival":
+            # Started, now held back until its arrival time: it arrives after.
+            acc.arrived_ns = acc.response_ns = None
+        elif ev.state in ("ready", "running") and acc.arrived_ns is None:
             acc.arrived_ns = ev.t
         if ev.state == "ready" and acc.state == "running":
             acc.preemptions += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
 # --- random durations ---------------------------------------------------------
@@ -480,10 +480,15 @@ class Costs:
     Defaults are measured on the project's machine kind (see docs/model.md); a
     calibrated machine profile replaces them."""
 
-    # start() to the child's target running, per start method (latency, mostly in
-    # the child), and the CPU time start() takes in the parent.
-    start_latency_ns: Mapping[StartMethod, int] = field(
-        default_factory=lambda: {"fork": 1_400_000, "spawn": 70_000_000, "forkserver": 18_000_000}
+    # Per start method, the CPU time a new process runs before its target (fork:
+    # copy-on-write faults and the bootstrap; spawn: a whole interpreter start) and
+    # after it ends on its own (stdio flush, finalizers, freeing its memory); and
+    # the CPU time start() takes in the parent.
+    start_cpu_ns: Mapping[StartMethod, int] = field(
+        default_factory=lambda: {"fork": 1_000_000, "spawn": 30_000_000, "forkserver": 2_000_000}
+    )
+    exit_cpu_ns: Mapping[StartMethod, int] = field(
+        default_factory=lambda: {"fork": 800_000, "spawn": 5_000_000, "forkserver": 800_000}
     )
     start_call_ns: int = 600_000
     # Queue: CPU time of put()/get() in the caller; the feeder's pipe write, and the
@@ -495,6 +500,9 @@ class Costs:
     # Pipe (Connection): CPU time of send()/recv().
     pipe_send_ns: int = 8_000
     pipe_recv_ns: int = 8_000
+    # Pool(): what the parent spends besides starting the workers (its pipes,
+    # locks and helper threads).
+    pool_create_ns: int = 1_000_000
     # Pool: per task in the parent (apply_async bookkeeping), per task in the
     # worker (get the task, run the loop, put the result), per result in the
     # parent's result handler (before the callback runs).
@@ -517,10 +525,14 @@ class Machine:
 
 @dataclass(frozen=True)
 class CompareSettings:
-    """Comparison levels a scenario exempts itself from, with the reason shown."""
+    """Comparison levels a scenario exempts itself from, with the reason shown;
+    and, for a scenario whose costs are idealised (`compare: {costs: profile}`),
+    the machine the comparison's model runs with instead: the scenario's, with
+    the machine profile's costs in place of those it writes."""
 
     skip: tuple[Literal["outcome", "order", "timing"], ...] = ()
     why: str = ""
+    machine: Machine | None = None
 
 
 @dataclass(frozen=True)
@@ -534,6 +546,12 @@ class Scenario:
     main: Block
     compare: CompareSettings = CompareSettings()
     source: str = ""  # the file it was loaded from
+
+
+def as_compared(scenario: Scenario) -> Scenario:
+    """The scenario as the comparison simulates it (see CompareSettings.machine)."""
+    machine = scenario.compare.machine
+    return scenario if machine is None else replace(scenario, machine=machine)
 
 
 def pools_at_start(scenario: Scenario) -> list[str]:

@@ -157,27 +157,37 @@ _POLICY = {"quantum": "quantum_ns", "preemptive": "preemptive", "base_slice": "l
 _MLFQ = {"quanta": "mlfq_quanta_ns", "boost": "mlfq_boost_ns"}
 
 
-def machine(model: MachineModel | None, base: p.Machine) -> p.Machine:
-    """The scenario's machine: what it writes, over `base` (its machine profile)."""
+def machine(model: MachineModel | None, base: p.Machine, own_costs: bool = True) -> p.Machine:
+    """The scenario's machine: what it writes, over `base` (its machine profile);
+    without `own_costs`, the costs it writes are left out (the profile's stay)."""
     if model is None:
         return base
     policy = _pick(model, _POLICY) | _pick(model.mlfq, _MLFQ)
     if "mlfq_quanta_ns" in policy:
         policy["mlfq_quanta_ns"] = tuple(policy["mlfq_quanta_ns"])
+    written = _pick(model, _MACHINE)
+    if not own_costs:
+        written.pop("context_switch_ns", None)
+        return replace(base, **written, settings=replace(base.settings, **policy))
     return replace(
         base,
-        **_pick(model, _MACHINE),
+        **written,
         settings=replace(base.settings, **policy),
-        costs=costs(model.costs, _written(model.start_cost), base.costs),
+        costs=costs(model.costs, _written(model.start_cost), _written(model.exit_cost), base.costs),
     )
 
 
-def costs(model: CostsModel | None, start_latency: dict[str, int], base: p.Costs) -> p.Costs:
-    """Every cost key is its `sim.program.Costs` field without the `_ns`."""
+def costs(
+    model: CostsModel | None, start_cpu: dict[str, int], exit_cpu: dict[str, int], base: p.Costs
+) -> p.Costs:
+    """Every cost key is its `sim.program.Costs` field without the `_ns`;
+    `start_cost`/`exit_cost` are `start_cpu_ns`/`exit_cpu_ns`."""
     kwargs: dict[str, Any] = {f"{key}_ns": value for key, value in _written(model).items()}
-    if start_latency:
-        # Start methods not written keep the base's.
-        kwargs["start_latency_ns"] = {**base.start_latency_ns, **start_latency}
+    # Start methods not written keep the base's.
+    if start_cpu:
+        kwargs["start_cpu_ns"] = {**base.start_cpu_ns, **start_cpu}
+    if exit_cpu:
+        kwargs["exit_cpu_ns"] = {**base.exit_cpu_ns, **exit_cpu}
     return replace(base, **kwargs)
 
 
@@ -200,11 +210,14 @@ def build_scenario(
         for name, function in (model.functions or {}).items()
     }
     compare = {k: builder.value(v, ()) for k, v in _written(model.compare).items()}
+    base_machine = p.Machine() if base is None else base
+    if compare.pop("costs", "scenario") == "profile":
+        compare["machine"] = machine(model.machine, base_machine, own_costs=False)
     return p.Scenario(
         name=model.name,
         description=model.description or "",
         seed=model.seed or 0,
-        machine=machine(model.machine, p.Machine() if base is None else base),
+        machine=machine(model.machine, base_machine),
         objects=objects,
         functions=functions,
         main=builder.block(model.main, ("main",)),

@@ -606,7 +606,7 @@ class MlfqModel(Strict):
     boost: PositiveDuration = _optional()
 
 
-class StartCostModel(Strict):
+class PerStartMethodModel(Strict):
     fork: FixedDuration = _optional()
     spawn: FixedDuration = _optional()
     forkserver: FixedDuration = _optional()
@@ -620,6 +620,7 @@ class CostsModel(Strict):
     per_byte: FractionalDuration = _optional()
     pipe_send: FixedDuration = _optional()
     pipe_recv: FixedDuration = _optional()
+    pool_create: FixedDuration = _optional()
     pool_submit: FixedDuration = _optional()
     pool_worker: FixedDuration = _optional()
     pool_result: FixedDuration = _optional()
@@ -638,18 +639,23 @@ class MachineModel(Strict):
     base_slice: PositiveDuration = _optional()
     context_switch: FixedDuration = _optional()
     start_method: StartMethod = _optional()
-    start_cost: StartCostModel = _optional()
+    start_cost: PerStartMethodModel = _optional()
+    exit_cost: PerStartMethodModel = _optional()
     costs: CostsModel = _optional()
 
 
 class CompareModel(Strict):
     skip: list[Literal["outcome", "order", "timing"]] = _optional()
+    # `profile`: the comparison's model runs with the machine profile's costs
+    # instead of those the scenario writes (idealised, as in a textbook exercise).
+    costs: Literal["scenario", "profile"] = _optional()
     why: str = _optional()
 
     @model_validator(mode="after")
     def _why_skipped(self) -> CompareModel:
-        if self.skip and not (self.why or "").strip():
-            raise problem("a comparison level is skipped, so say why: add `why: …`")
+        if (self.skip or self.costs == "profile") and not (self.why or "").strip():
+            what = "a comparison level is skipped" if self.skip else "the costs are replaced"
+            raise problem(f"{what}, so say why: add `why: …`")
         return self
 
 

@@ -36,6 +36,7 @@ ZERO_COSTS = {
     "per_byte": "0ns",
     "pipe_send": "0ns",
     "pipe_recv": "0ns",
+    "pool_create": "0ns",
     "pool_submit": "0ns",
     "pool_worker": "0ns",
     "pool_result": "0ns",
@@ -51,7 +52,8 @@ def machine(cpus: int, policy: str = "linux", **costs: str) -> str:
     cost_text = ", ".join(f"{k}: {v}" for k, v in merged.items())
     return (
         f"machine: {{cpus: {cpus}, policy: {policy}, context_switch: 0ns, "
-        f"start_cost: {{fork: 0ns}}, costs: {{{cost_text}, gil_switch_interval: 5ms}}}}"
+        "start_cost: {fork: 0ns}, exit_cost: {fork: 0ns}, "
+        f"costs: {{{cost_text}, gil_switch_interval: 5ms}}}}"
     )
 
 

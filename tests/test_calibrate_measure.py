@@ -26,10 +26,12 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert any("Pool" in label for label, _ in seen)
 
     assert profile.cpus == len(os.sched_getaffinity(0))
-    start = profile.start_latency_ns
-    # A fork is cheaper to start than a new interpreter.
+    start, exit_ = profile.start_cpu_ns, profile.exit_cpu_ns
+    # A fork is cheaper to start than a new interpreter, and to end.
     assert 0 < start["fork"] < 50 * MS
     assert start["fork"] < start["spawn"] < 2_000 * MS
+    assert 0 < exit_["fork"] < exit_["spawn"] < 500 * MS
+    assert exit_["forkserver"] == exit_["fork"]
     costs = profile.costs
     for name in ("queue_put_ns", "queue_get_ns", "pipe_send_ns", "pipe_recv_ns", "pool_submit_ns"):
         assert 0 < costs[name] < 5 * MS, name
@@ -47,7 +49,7 @@ def _fixed_profile() -> MachineProfile:
     return MachineProfile(
         cpus=2,
         context_switch_ns=2_000,
-        start_latency_ns={"fork": 1_000_000},
+        start_cpu_ns={"fork": 1_000_000},
         costs={"queue_put_ns": 1_500},
         measured={"host": "test"},
     )

@@ -34,6 +34,7 @@ context_switch: 7us
 base_slice: 2ms
 rr_timeslice: 50ms
 start_cost: {fork: 3ms, spawn: 90ms}
+exit_cost: {fork: 1ms}
 costs: {queue_put: 11us, per_byte: 0.25ns, pool_submit: 21us}
 """
 
@@ -41,9 +42,10 @@ costs: {queue_put: 11us, per_byte: 0.25ns, pool_submit: 21us}
 def test_default_profile_ships_every_measured_figure() -> None:
     profile = default_profile()
     assert profile.cpus is not None and profile.cpus >= 1
-    assert set(profile.start_latency_ns) == {"fork", "forkserver", "spawn"}
-    assert all(v > 0 for v in profile.start_latency_ns.values())
-    costs = set(p.Costs.__dataclass_fields__) - {"start_latency_ns"}
+    for per_method in (profile.start_cpu_ns, profile.exit_cpu_ns):
+        assert set(per_method) == {"fork", "forkserver", "spawn"}
+        assert all(v > 0 for v in per_method.values())
+    costs = set(p.Costs.__dataclass_fields__) - {"start_cpu_ns", "exit_cpu_ns"}
     assert set(profile.costs) == costs
     assert profile.rr_timeslice_ns is not None and profile.rr_timeslice_ns > 0
     assert profile.linux_base_slice_ns is not None and profile.linux_base_slice_ns > 0
@@ -62,11 +64,12 @@ def test_profile_values_map_onto_the_machine() -> None:
     assert machine.context_switch_ns == 7_000
     assert machine.settings.linux_base_slice_ns == 2_000_000
     assert machine.settings.quantum_ns == 50_000_000
-    assert machine.costs.start_latency_ns == {
+    assert machine.costs.start_cpu_ns == {
         "fork": 3_000_000,
         "spawn": 90_000_000,
-        "forkserver": p.Costs().start_latency_ns["forkserver"],
+        "forkserver": p.Costs().start_cpu_ns["forkserver"],
     }
+    assert machine.costs.exit_cpu_ns == {**p.Costs().exit_cpu_ns, "fork": 1_000_000}
     assert machine.costs.queue_put_ns == 11_000
     assert machine.costs.per_byte_ns == 0.25
     assert machine.costs.pool_submit_ns == 21_000
@@ -85,8 +88,9 @@ def test_the_scenarios_own_values_win_over_its_profile(tmp_path: Path) -> None:
     machine = load_scenario(scenario_file).machine
     assert machine.cpus == 1
     assert machine.settings.quantum_ns == 4_000_000
-    assert machine.costs.start_latency_ns["fork"] == 0
-    assert machine.costs.start_latency_ns["spawn"] == 90_000_000  # from the profile
+    assert machine.costs.start_cpu_ns["fork"] == 0
+    assert machine.costs.start_cpu_ns["spawn"] == 90_000_000  # from the profile
+    assert machine.costs.exit_cpu_ns["fork"] == 1_000_000  # from the profile
     assert machine.costs.queue_put_ns == 1_000
     assert machine.costs.pool_submit_ns == 21_000  # from the profile
     assert machine.context_switch_ns == 7_000
@@ -143,7 +147,8 @@ def test_rendered_profiles_read_back_to_the_same_values(tmp_path: Path) -> None:
         context_switch_ns=1_907,
         linux_base_slice_ns=3_980_761,
         rr_timeslice_ns=100_000_000,
-        start_latency_ns={"fork": 877_200, "forkserver": 1_963_190, "spawn": 28_801_184},
+        start_cpu_ns={"fork": 877_200, "forkserver": 1_963_190, "spawn": 28_801_184},
+        exit_cpu_ns={"fork": 504_032, "spawn": 5_668_684},
         costs={"queue_put_ns": 1_262, "per_byte_ns": 0.872, "pool_result_ns": 13_533},
         measured={"host": "vm", "details": {"ping_pong_round_trip_ns": 5738}},
     )

@@ -155,6 +155,7 @@ machine:
   cpus: 1
   policy: fcfs
   start_cost: {fork: 0ns}
+  exit_cost: {fork: 0ns}
   costs: {start_call: 0ns}
 functions:
   long: [{compute: 24ms}]

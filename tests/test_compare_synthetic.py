@@ -23,7 +23,7 @@ from compare_helpers import (
 )
 
 from sim import program as p
-from sim.compare import compare_traces, determinism
+from sim.compare import COSTS_NOTE, compare_traces, determinism
 from sim.compare_report import ComparisonReport, write_report
 from sim.trace import End, JobEvent, MessageEvent, StateChanged, Trace
 
@@ -328,3 +328,15 @@ def test_span_leaves_out_the_main_tasks_shutdown() -> None:
     assert report.reals[0].makespan_ns == 14 * U
     assert report.reals[0].span_ns == 10 * U == report.sim.span_ns
     assert report.check("makespan").status == "pass"
+
+
+def test_a_model_simulated_with_the_profiles_costs_says_so() -> None:
+    sim = queue_trace()
+    notes = {**sim.header.notes, COSTS_NOTE: "free starts give the published figures"}
+    sim = dataclasses.replace(sim, header=dataclasses.replace(sim.header, notes=notes))
+    report = compare(sim, as_real(sim, 1.0))
+    assert any(
+        "profile's costs" in note and "free starts give the published figures" in note
+        for note in report.notes
+    )
+    assert not any("profile's costs" in n for n in compare(queue_trace(), as_real(sim, 1.0)).notes)

@@ -51,7 +51,8 @@ def workloads(draw: st.DrawFn) -> p.Scenario:
             mlfq_boost_ns=draw(st.integers(5, 100)) * MS,
         ),
         costs=p.Costs(
-            start_latency_ns={"fork": draw(st.integers(0, 2 * MS)), "spawn": 0, "forkserver": 0},
+            start_cpu_ns={"fork": draw(st.integers(0, 2 * MS)), "spawn": 0, "forkserver": 0},
+            exit_cpu_ns={"fork": draw(st.integers(0, 1 * MS)), "spawn": 0, "forkserver": 0},
             start_call_ns=0,
         ),
     )
@@ -113,7 +114,9 @@ def test_no_cpu_runs_two_tasks_and_cpu_time_matches_compute(scenario: p.Scenario
             for op in function.body
             if isinstance(op, p.Compute) and isinstance(op.duration, p.Constant)
         )
-        assert used[f"p{name[1:]}"] == requested
+        costs = scenario.machine.costs
+        start_and_exit = costs.start_cpu_ns["fork"] + costs.exit_cpu_ns["fork"]
+        assert used[f"p{name[1:]}"] == requested + start_and_exit
     assert used["main"] == 0
 
 

@@ -116,6 +116,25 @@ def test_arrival_hold_is_not_turnaround() -> None:
     assert (p2.dispatches, p2.preemptions, p2.exit_code, p2.cause) == (2, 0, 3, "exit")
 
 
+def test_arrival_after_start_up_counts_from_the_arrival() -> None:
+    """A process that runs its start-up first, then is held back until its
+    arrival time (as a real run's child sleeps): it arrives at 4 ms."""
+    events: list[Event] = [
+        TaskCreated(0, "P3", "child", "P3"),
+        StateChanged(0, "P3", "ready"),
+        StateChanged(1 * MS, "P3", "running", cpu=0),
+        StateChanged(2 * MS, "P3", "blocked", reason="arrival"),
+        StateChanged(4 * MS, "P3", "ready"),
+        StateChanged(5 * MS, "P3", "running", cpu=0),
+        StateChanged(8 * MS, "P3", "terminated", exit_code=0, cause="returned"),
+    ]
+    m = metrics_of(Trace(header(), tuple(events), End(8 * MS, "complete")))
+    p3 = m.task("P3")
+    assert p3.arrived_ns == 4 * MS
+    assert (p3.turnaround_ns, p3.response_ns) == (4 * MS, 1 * MS)
+    assert p3.dispatches == 2
+
+
 def test_arrival_held_in_new() -> None:
     """The simulator keeps a process with an arrival time in `new` until it
     arrives: the textbook SRTF example (arrivals 0/1/2/3 ms, bursts 8/4/9/5)

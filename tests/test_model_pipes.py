@@ -23,8 +23,9 @@ def test_full_pipe_blocks_send_until_the_reader_drains_it() -> None:
     size = 40 * KIB
     send_cpu = costs.pipe_send_ns + pickle_ns(costs, size)
     start = 2 * costs.start_call_ns  # both children started
-    sender_up = costs.start_call_ns + costs.start_latency_ns["fork"]
-    receiver_up = start + costs.start_latency_ns["fork"]
+    # Each child runs its start-up on a CPU of its own.
+    sender_up = costs.start_call_ns + costs.start_cpu_ns["fork"]
+    receiver_up = start + costs.start_cpu_ns["fork"]
     # The first 40 KiB message fits in 64 KiB; the second does not.
     first_sent = sender_up + send_cpu
     blocked_at = first_sent + send_cpu

@@ -15,7 +15,7 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     run = run_file("reference_daemon.yaml")
     scenario = run.scenario
     costs = scenario.machine.costs
-    fork = costs.start_latency_ns["fork"]
+    start_up, exit_ = costs.start_cpu_ns["fork"], costs.exit_cpu_ns["fork"]
     sleeps = {
         name: mean_ns(op.duration)  # constants: their value
         for name, fn in scenario.functions.items()
@@ -24,8 +24,12 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     }
     # The main code: two start() calls, a thread start and a print.
     code_done = 2 * costs.start_call_ns
-    thread_done = code_done + sleeps["thread_work"]
-    child_done = 2 * costs.start_call_ns + fork + sleeps["child_work"]
+    # The helper thread waits for a CPU: main frees one for the child's start-up
+    # (ready first) and the other is the daemon's until its own start-up ends.
+    assert costs.start_call_ns + start_up > code_done
+    thread_done = costs.start_call_ns + start_up + sleeps["thread_work"]
+    # The child runs its start-up on the CPU main frees, sleeps, then exits.
+    child_done = 2 * costs.start_call_ns + start_up + sleeps["child_work"] + exit_
     assert [(o.t, o.text) for o in run.outputs("main")] == [(code_done, "main code done")]
     assert run.sequence("main") == [
         (0, "ready", None),
@@ -117,25 +121,58 @@ main:
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_start_method_latency_comes_from_the_machine_section(method: str) -> None:
+def test_start_and_exit_costs_are_the_childs_cpu_time(method: str) -> None:
+    """start() costs the parent its CPU time; the child then runs its start-up
+    before the target and its exit after it, each needing a CPU."""
     run = run_text(f"""
 name: start-{method}
 machine:
-  cpus: 2
+  cpus: 1
+  policy: fcfs
   context_switch: 0ns
   start_method: {method}
   start_cost: {{{method}: 7ms}}
+  exit_cost: {{{method}: 3ms}}
   costs: {{start_call: 1ms}}
 functions:
-  work: [{{compute: 2ms}}]
+  work: [{{compute: 2ms}}, {{print: target done}}]
 main:
   - spawn: {{name: child, target: work}}
+  - compute: 4ms
   - join: child
 """)
     created = next(e for e in run.created() if e.task == "child")
-    assert created.t == 1 * MS  # start() costs the parent its CPU time first
-    assert run.first("child", "ready").t == 1 * MS + 7 * MS
-    assert run.end_of("child").t == 1 * MS + 7 * MS + 2 * MS
+    assert created.t == 1 * MS
+    # One CPU: the child is ready at once but waits for main's 4 ms.
+    assert run.sequence("child") == [
+        (1 * MS, "ready", None),
+        (5 * MS, "running", None),
+        (5 * MS + 12 * MS, "terminated", None),
+    ]
+    assert [o.t for o in run.outputs("child")] == [5 * MS + 7 * MS + 2 * MS]
+
+
+def test_a_started_child_sleeps_until_its_arrival_time() -> None:
+    """A scheduling exercise's arrival: the child starts as any other, then is
+    blocked (`arrival`) until its arrival time, as the real run's child sleeps."""
+    run = run_text("""
+name: arrival
+machine: {cpus: 1, context_switch: 0ns, start_cost: {fork: 1ms}, exit_cost: {fork: 0ns},
+          costs: {start_call: 0ns}}
+functions:
+  work: [{compute: 2ms}]
+main:
+  - spawn: {name: late, target: work, arrive_at: 10ms}
+  - join: late
+""")
+    assert run.sequence("late") == [
+        (0, "ready", None),
+        (0, "running", None),
+        (1 * MS, "blocked", "arrival"),
+        (10 * MS, "ready", None),
+        (10 * MS, "running", None),
+        (12 * MS, "terminated", None),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,8 @@ def _machine(draw: st.DrawFn, cpus: int, per_byte: float | None = None) -> p.Mac
         policy=draw(st.sampled_from(POLICY_NAMES)),
         settings=p.PolicySettings(quantum_ns=draw(st.integers(1, 10)) * MS),
         costs=p.Costs(
-            start_latency_ns={"fork": draw(st.integers(0, 2 * MS)), "spawn": 0, "forkserver": 0},
+            start_cpu_ns={"fork": draw(st.integers(0, 2 * MS)), "spawn": 0, "forkserver": 0},
+            exit_cpu_ns={"fork": draw(st.integers(0, 1 * MS)), "spawn": 0, "forkserver": 0},
             start_call_ns=draw(st.sampled_from([0, 600 * US])),
             feeder_latency_ns=draw(st.sampled_from([0, 30 * US, 1 * MS])),
             per_byte_ns=draw(st.sampled_from([0.0, 0.5])) if per_byte is None else per_byte,

@@ -19,7 +19,7 @@ from sim.scenario_models import (
     CostsModel,
     MachineModel,
     MlfqModel,
-    StartCostModel,
+    PerStartMethodModel,
     Strict,
 )
 from sim.trace import MemorySink
@@ -91,7 +91,12 @@ def test_documented_machine_defaults_are_the_real_ones() -> None:
     """Writing the default the docs state onto `sim.program`'s machine changes
     nothing (the profile, which may replace these, is documented apart)."""
     rows = _DEFAULT_ROW.findall(TEXT)
-    groups = {"mlfq": MlfqModel, "start_cost": StartCostModel, "costs": CostsModel}
+    groups = {
+        "mlfq": MlfqModel,
+        "start_cost": PerStartMethodModel,
+        "exit_cost": PerStartMethodModel,
+        "costs": CostsModel,
+    }
     every_key = {
         f"machine.{key}.{sub}" if key in groups else f"machine.{key}"
         for key in MachineModel.model_fields

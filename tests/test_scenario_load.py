@@ -12,7 +12,7 @@ import pytest
 
 from sim import program as p
 from sim.calibrate import default_profile
-from sim.scenario import load_scenario, load_scenario_text
+from sim.scenario import ScenarioError, load_scenario, load_scenario_text
 from sim.scenario_build import costs
 from sim.scenario_models import OPERATIONS, CostsModel
 
@@ -96,6 +96,7 @@ machine:
   context_switch: 5us
   start_method: forkserver
   start_cost: {spawn: 50ms}
+  exit_cost: {fork: 2ms}
   costs:
     start_call: 1ms
     queue_put: 1us
@@ -104,6 +105,7 @@ machine:
     per_byte: 0.25ns
     pipe_send: 4us
     pipe_recv: 5us
+    pool_create: 9us
     pool_submit: 6us
     pool_worker: 7us
     pool_result: 8us
@@ -114,8 +116,9 @@ main: []
 
 def test_every_machine_key_maps_to_its_field() -> None:
     machine = load_scenario_text(MACHINE).machine
-    start_latency = dict(BASE.costs.start_latency_ns)
-    start_latency["spawn"] = 50 * MS  # the others keep the profile's
+    # Start methods not written keep the profile's figures.
+    start_cpu = {**BASE.costs.start_cpu_ns, "spawn": 50 * MS}
+    exit_cpu = {**BASE.costs.exit_cpu_ns, "fork": 2 * MS}
     assert machine == p.Machine(
         cpus=4,
         policy="mlfq",
@@ -129,7 +132,8 @@ def test_every_machine_key_maps_to_its_field() -> None:
         context_switch_ns=5 * US,
         start_method="forkserver",
         costs=p.Costs(
-            start_latency_ns=start_latency,
+            start_cpu_ns=start_cpu,
+            exit_cpu_ns=exit_cpu,
             start_call_ns=1 * MS,
             queue_put_ns=1 * US,
             queue_get_ns=2 * US,
@@ -137,6 +141,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             per_byte_ns=0.25,
             pipe_send_ns=4 * US,
             pipe_recv_ns=5 * US,
+            pool_create_ns=9 * US,
             pool_submit_ns=6 * US,
             pool_worker_ns=7 * US,
             pool_result_ns=8 * US,
@@ -147,9 +152,9 @@ def test_every_machine_key_maps_to_its_field() -> None:
 
 def test_every_cost_of_sim_program_can_be_written() -> None:
     """A cost added to `sim.program.Costs` needs its key in the language too."""
-    written = {f"{key}_ns" for key in CostsModel.model_fields} | {"start_latency_ns"}
+    written = {f"{key}_ns" for key in CostsModel.model_fields} | {"start_cpu_ns", "exit_cpu_ns"}
     assert written == set(p.Costs.__dataclass_fields__)
-    assert costs(None, {}, p.Costs()) == p.Costs()
+    assert costs(None, {}, {}, p.Costs()) == p.Costs()
 
 
 OBJECTS = """\
@@ -361,3 +366,30 @@ def test_line_endings_and_byte_order_mark(text: str, tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_bytes(text.encode("utf-8"))
     assert load_scenario(path).name == "x"
+
+
+IDEALISED = """\
+name: idealised
+machine: {cpus: 1, policy: fcfs, start_cost: {fork: 0ns}, exit_cost: {fork: 0ns},
+          context_switch: 0ns, costs: {start_call: 0ns}}
+compare: {costs: profile, why: textbook figures}
+main: [{compute: 1ms}]
+"""
+
+
+def test_compare_costs_profile_keeps_the_machine_but_takes_the_profiles_costs() -> None:
+    scenario = load_scenario_text(IDEALISED)
+    assert scenario.machine.costs.start_cpu_ns["fork"] == 0
+    compared = p.as_compared(scenario)
+    assert (compared.machine.cpus, compared.machine.policy) == (1, "fcfs")
+    assert compared.machine.costs == BASE.costs
+    assert compared.machine.context_switch_ns == BASE.context_switch_ns
+    assert compared.objects == scenario.objects and compared.main == scenario.main
+    plain = load_scenario_text(IDEALISED.replace("costs: profile, why", "why"))
+    assert p.as_compared(plain) is plain
+
+
+def test_compare_costs_profile_needs_a_reason() -> None:
+    with pytest.raises(ScenarioError) as error:
+        load_scenario_text(IDEALISED.replace(", why: textbook figures", ""))
+    assert "the costs are replaced, so say why" in str(error.value)

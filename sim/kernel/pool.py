@@ -22,6 +22,7 @@ CPython an idle one sometimes exits 0 first (measured 29 vs 11 of 40).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Generator
@@ -128,6 +129,8 @@ class SimPool:
         self.owner = task.process
         for _ in range(self.size):
             yield from self._start_worker(task)
+        # The rest of Pool(): its pipes and locks, starting its threads.
+        yield from rt.scheduler.work(task, rt.costs.pool_create_ns)
         for name, body in (
             ("worker_handler", self._handle_workers),
             ("task_handler", self._handle_tasks),
@@ -339,10 +342,12 @@ class SimPool:
         yield from self.rt.scheduler.work(task, 0)
         if self.pool.state == "run":
             raise ProgramError("ValueError", "Pool is still running")
-        waits = [t for t in self.pool.handlers] + [
-            proc.main_task for proc in self.pool.workers if proc.main_task is not None
-        ]
-        for other in waits:
+        # As CPython: the handler threads first, then the workers the worker
+        # handler left (it may have replaced some meanwhile: maxtasksperchild).
+        for other in itertools.chain(
+            list(self.pool.handlers),
+            (proc.main_task for proc in self.pool.workers if proc.main_task is not None),
+        ):
             if other.alive:
                 yield from self.rt.scheduler.block(
                     task, f"{self.name}.join", other.ended, self._pool_tasks

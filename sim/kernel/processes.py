@@ -117,8 +117,9 @@ class Processes:
         arrive_at: int | None = None,
         program: str = "",
     ) -> Steps:
-        """Process.start() called by `parent`: the parent pays the call, the child
-        exists (state new) until the start method's latency has passed."""
+        """Process.start() called by `parent`: the parent pays the call, then the
+        child runs its start-up (a CPU cost of the start method) before its target;
+        `arrive_at` holds the target back until then (a scheduling exercise)."""
         if proc.started:
             yield from self.scheduler.work(parent, 0)
             raise ProgramError("AssertionError", "cannot start a process twice")
@@ -134,10 +135,7 @@ class Processes:
         task = self._new_task(self._unique(proc.name), kind, proc, proc.priority, program)
         proc.main_task = task
         self.scheduler.announce(task, parent.name)
-        delay = costs.start_latency_ns[self.scenario.machine.start_method]
-        if arrive_at is not None:
-            delay = max(delay, arrive_at - self.env.now)
-        task.sim_process = self.env.process(self._task_main(task, body, delay))
+        task.sim_process = self.env.process(self._task_main(task, body, arrive_at))
 
     def new_thread(
         self,
@@ -163,16 +161,19 @@ class Processes:
 
     # --- running --------------------------------------------------------------
 
-    def _task_main(self, task: Task, body: Body, delay: int = 0) -> Steps:
-        """The life of a task: wait out its start latency, run its target, then,
-        for a process's main thread, CPython's exit sequence. One generator for
-        processes and threads, so each resume passes through as few frames as
-        possible (see Interpreter.run_block)."""
+    def _task_main(self, task: Task, body: Body, arrive_at: int | None = None) -> Steps:
+        """The life of a task: a child process's start-up, its target, then, for a
+        process's main thread, CPython's exit sequence and a child's exit. One
+        generator for processes and threads, so each resume passes through as few
+        frames as possible (see Interpreter.run_block)."""
         proc = task.process
         is_process = task is proc.main_task
+        is_child = is_process and proc.parent is not None
+        method = self.scenario.machine.start_method
+        costs = self.scenario.machine.costs
         try:
-            if delay > 0:
-                yield self.env.timeout(delay)
+            if is_child:
+                yield from self._start_up(task, costs.start_cpu_ns[method], arrive_at)
             code: int = 0
             cause: Cause = "returned"
             try:
@@ -191,7 +192,7 @@ class Processes:
             elif is_process:
                 yield from self._exit_function(task)
                 yield from self._join_threads(task)
-            yield from self.scheduler.work(task, 0)
+            yield from self.scheduler.work(task, costs.exit_cpu_ns[method] if is_child else 0)
         except simpy.Interrupt as interrupt:
             if isinstance(interrupt.cause, Killed):
                 return  # whoever killed it recorded its end
@@ -201,6 +202,18 @@ class Processes:
         else:
             # A thread has no exit code; an exception ends only the thread.
             self.scheduler.terminate(task, None, cause)
+
+    def _start_up(self, task: Task, cpu_ns: int, arrive_at: int | None) -> Steps:
+        """A new process runs `cpu_ns` before its target; held back until
+        `arrive_at`, it sleeps (blocked `arrival`) once started, or stays `new`
+        if starting costs nothing."""
+        if cpu_ns > 0:
+            yield from self.scheduler.work(task, cpu_ns)
+        wait = 0 if arrive_at is None else arrive_at - self.env.now
+        if wait > 0 and cpu_ns > 0:
+            yield from self.scheduler.block(task, "arrival", self.env.timeout(wait))
+        elif wait > 0:
+            yield self.env.timeout(wait)
 
     def _join_threads(self, task: Task) -> Steps:
         for thread in task.process.threads:

@@ -34,7 +34,8 @@ def sim_header(scenario: Scenario) -> Header:
             "settings": asdict(machine.settings),
             "costs": {
                 **asdict(machine.costs),
-                "start_latency_ns": dict(machine.costs.start_latency_ns),
+                "start_cpu_ns": dict(machine.costs.start_cpu_ns),
+                "exit_cpu_ns": dict(machine.costs.exit_cpu_ns),
             },
         },
         seed=scenario.seed,

@@ -5,9 +5,12 @@ whose fields are the simulator's cost parameters (see `sim.calibrate`). Each
 figure is the median of many samples, so the odd run disturbed by another
 process does not move it. What each one times, and how it maps onto the model:
 
-- start latency, per start method: from `start()` returning to the child's
-  target running (the model keeps the child `new` that long); `start_call` is
-  the CPU time `start()` takes in the parent (fork);
+- process start, per start method: `start_cost`, the CPU time the child runs
+  before its target (its thread CPU clock as the target begins), and
+  `exit_cost`, what it runs after (its CPU time in all, less that) — a
+  forkserver's children are not ours to see, so they take fork's exit figure;
+  `start_call` is the CPU time `start()` takes in the parent (fork); the
+  latency from `start()` returning to the target running is reported too;
 - Queue: `queue_put`/`queue_get`, the caller's CPU time of `put()` and of a
   `get()` that finds an item; `feeder_latency`, put→get of a small item into a
   consumer already waiting, less `queue_put` (the model charges the rest to
@@ -15,6 +18,9 @@ process does not move it. What each one times, and how it maps onto the model:
   message size (the model pickles once on each side);
 - Pipe: `pipe_send`/`pipe_recv`, CPU time of `send()` and of a `recv()` that
   finds a message; the send→recv latency is reported alongside;
+- `pool_create`: the parent's CPU time in `Pool()` besides starting the
+  workers (its queues, locks and threads): the intercept of Pool(1) and
+  Pool(3)'s CPU times;
 - Pool, set up as the reference text's example (4 workers, `apply_async` of a
   tiny function with a callback): `pool_submit`, the submitting thread's CPU
   time per `apply_async`; `pool_worker`, the workers' CPU time per task; and
@@ -47,9 +53,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from sim.calibrate import MachineProfile
@@ -70,6 +78,7 @@ SIZE_ROUNDS = 40
 RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
 POOL_TASKS = 4_000
 POOL_WORKERS = 4
+POOL_CREATE_SAMPLES = 10
 PINGS = 3_000
 SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
@@ -98,6 +107,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         ("Pipe latency and cost per byte", 0.1, lambda: [_pipe_latency(n) for n in SIZES]),
         ("Pool per-task overhead", 0.1, _pool_costs),
         ("Pool run, start to join", 0.1, _pool_run),
+        ("Pool creation", 0.05, _pool_create),
         ("context switch", 0.05, _context_switch),
         ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
         ("timer tick", 0.05, functools.partial(_fair_slice, False)),
@@ -114,25 +124,30 @@ def measure(progress: Progress | None = None) -> MachineProfile:
             done += share / total / REPEATS
         results.append(_median_of(runs))
     start = dict(zip(methods, results[: len(methods)], strict=True))
-    (put_ns, get_ns), queue_lat, (send_ns, recv_ns), pipe_lat, pool, pool_run_ns = results[
+    (put_ns, get_ns), queue_lat, (send_ns, recv_ns), pipe_lat, pool, pool_run_ns, created = results[
         len(methods) : -4
     ]
+    pool_create_ns, pool_worker_start_ns = created
     (switch_ns, ping_ns), slice_ns, tick_ns, rr_ns = results[-4:]
     queue_latency = dict(zip(SIZES, queue_lat, strict=True))
     pipe_latency = dict(zip(SIZES, pipe_lat, strict=True))
-    latency: dict[StartMethod, int] = {m: figures[0] for m, figures in start.items()}
     call_cpu = {m: figures[1] for m, figures in start.items()}
+    start_cpu: dict[StartMethod, int] = {m: figures[2] for m, figures in start.items()}
+    # A forkserver child ends as a fork child does (os._exit after its target).
+    exit_cpu: dict[StartMethod, int] = {m: figures[3] for m, figures in start.items() if figures[3]}
+    if "fork" in exit_cpu and "forkserver" in start:
+        exit_cpu["forkserver"] = exit_cpu["fork"]
     queue_slope, pipe_slope = _slope(queue_latency), _slope(pipe_latency)
     details: dict[str, Any] = {
         "start_call_cpu_ns": call_cpu,
-        # What a child whose target does nothing spends on a CPU (start-up and
-        # exit): the model counts start-up as waiting, not as CPU time.
-        "child_cpu_ns": {m: figures[2] for m, figures in start.items() if figures[2]},
-        "first_start_call_ns": {m: figures[3] for m, figures in start.items()},
+        # start() returning → the target running, on a machine with CPUs to spare.
+        "start_latency_ns": {m: figures[0] for m, figures in start.items()},
+        "first_start_call_ns": {m: figures[4] for m, figures in start.items()},
         "queue_latency_ns": queue_latency,
         "pipe_latency_ns": pipe_latency,
         "pool_per_task_ns": pool,
         "pool_run_ns": {"tasks": POOL_TASKS, "workers": POOL_WORKERS, "makespan": pool_run_ns},
+        "pool_worker_start_call_ns": pool_worker_start_ns,
         "ping_pong_round_trip_ns": ping_ns,
         "context_switch_ns": switch_ns,
         # A CPU-bound task that never enters the kernel runs on to the next tick.
@@ -149,6 +164,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         "per_byte_ns": round(per_byte, 3),
         "pipe_send_ns": send_ns,
         "pipe_recv_ns": recv_ns,
+        "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
         "pool_worker_ns": pool["worker"],
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
@@ -158,7 +174,8 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         context_switch_ns=switch_ns,
         linux_base_slice_ns=slice_ns,
         rr_timeslice_ns=rr_ns or None,
-        start_latency_ns=latency,
+        start_cpu_ns=start_cpu,
+        exit_cpu_ns=exit_cpu,
         costs={k: (v if k == "per_byte_ns" else round(v)) for k, v in costs.items()},
         measured={
             "host": platform.node(),
@@ -181,30 +198,35 @@ def measure(progress: Progress | None = None) -> MachineProfile:
 
 # --- process start --------------------------------------------------------------
 
-# Run in a fresh interpreter (`python -c`), so that the figures are those of a
-# small program: a spawn child re-imports the parent's main module, and
-# procsim's own imports would otherwise be counted as the cost of starting a
-# process. The child's target is a Connection's `send_bytes`, which every start
-# method can unpickle without importing anything beyond multiprocessing; the
-# parent notes when the byte arrives.
+# Run as a program of its own (a file, so that spawn children can import its
+# target) that has loaded what the root process of a real run loads
+# (`sim.real.executor`) and no more: a fork costs more the more memory the
+# parent has mapped, and a spawn child re-imports the parent's main module, so
+# the figures are those of the real runs the model is compared with, not those
+# of the calibrating process. The target sends the child's CPU time so far (its
+# start-up); the parent adds up the child's CPU time in all once it has been
+# joined (start-up, target and exit).
 _START_SCRIPT = """
 import json, multiprocessing, resource, sys, time
+import sim.real.executor  # what a real run's root process has loaded
 def children_cpu_ns():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return round((usage.ru_utime + usage.ru_stime) * 1e9)
+def target(writer):
+    writer.send(time.thread_time_ns())
 def main(method, samples):
     ctx = multiprocessing.get_context(method)
-    out = {"latency": [], "cpu": [], "child_cpu": [], "first_call": 0}
+    out = {"latency": [], "cpu": [], "start_up": [], "exit": [], "first_call": 0}
     for i in range(samples + 1):
         reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=writer.send_bytes, args=(b"x",), daemon=True)
+        proc = ctx.Process(target=target, args=(writer,), daemon=True)
         before = children_cpu_ns()
         t0, c0 = time.monotonic_ns(), time.thread_time_ns()
         proc.start()
         c1, t1 = time.thread_time_ns(), time.monotonic_ns()
         if i == 0:
             out["first_call"] = t1 - t0
-        reader.recv_bytes()
+        start_up = reader.recv()
         began = time.monotonic_ns()
         proc.join()
         writer.close()
@@ -212,32 +234,44 @@ def main(method, samples):
         if i > 0:  # the first start warms up imports (and starts a forkserver)
             out["latency"].append(began - t1)
             out["cpu"].append(c1 - c0)
+            out["start_up"].append(start_up)
             # A forkserver's children are its own: their CPU time is not ours to see.
             if method != "forkserver":
-                out["child_cpu"].append(children_cpu_ns() - before)
+                out["exit"].append(max(0, children_cpu_ns() - before - start_up))
     json.dump(out, sys.stdout)
 if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]))
 """
 
 
-def _start_costs(method: str, samples: int) -> tuple[int, int, int, int]:
+def _package_root() -> str:
+    """The folder `sim` is imported from, with what PYTHONPATH already held."""
+    root = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+
+
+def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int]:
     """Medians of: the latency (start() returned → target runs), the CPU time of
-    start() in the parent, and the CPU time the child spends in all (starting
-    and ending; 0 where it cannot be seen); and the wall time of the first
-    start() (a forkserver's includes starting the server)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _START_SCRIPT, method, str(samples)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    start() in the parent, the child's CPU time before its target and after it
+    (0 where it cannot be seen); and the wall time of the first start() (a
+    forkserver's includes starting the server)."""
+    with tempfile.TemporaryDirectory(prefix="procsim-calibrate-") as folder:
+        script = Path(folder) / "start_costs.py"
+        script.write_text(_START_SCRIPT, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, str(script), method, str(samples)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={**os.environ, "PYTHONPATH": _package_root()},
+        )
     out = json.loads(done.stdout)
     return (
         _median(out["latency"]),
         _median(out["cpu"]),
-        _median(out["child_cpu"]),
+        _median(out["start_up"]),
+        _median(out["exit"]) if out["exit"] else 0,
         int(out["first_call"]),
     )
 
@@ -450,6 +484,24 @@ def _pool_run() -> int:
     pool.close()
     pool.join()
     return _now() - t0
+
+
+def _pool_create() -> tuple[int, int]:
+    """The parent's CPU time in Pool() besides starting the workers, and per
+    worker started: from Pool(1) and Pool(3), as intercept and slope."""
+    ctx = multiprocessing.get_context("fork")
+    medians = []
+    for workers in (1, 3):
+        samples = []
+        for _ in range(POOL_CREATE_SAMPLES):
+            c0 = _cpu()
+            pool = ctx.Pool(workers)
+            samples.append(_cpu() - c0)
+            pool.close()
+            pool.join()
+        medians.append(statistics.median(samples))
+    per_worker = (medians[1] - medians[0]) / 2
+    return max(0, round(medians[0] - per_worker)), round(per_worker)
 
 
 # --- the scheduler ------------------------------------------------------------
