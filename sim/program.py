@@ -509,8 +509,11 @@ class Costs:
     pool_submit_ns: int = 10_000
     pool_worker_ns: int = 20_000
     pool_result_ns: int = 10_000
-    # The interpreter's switch interval (sys.getswitchinterval()).
+    # The interpreter's switch interval (sys.getswitchinterval()); and how long a
+    # thread looping on system calls that return at once (a Pool's worker
+    # handler while a result waits unread) keeps the GIL each time it gets it.
     gil_switch_interval_ns: int = 5_000_000
+    gil_turn_ns: int = 350_000
 
 
 @dataclass(frozen=True)

@@ -625,6 +625,7 @@ class CostsModel(Strict):
     pool_worker: FixedDuration = _optional()
     pool_result: FixedDuration = _optional()
     gil_switch_interval: PositiveDuration = _optional()
+    gil_turn: PositiveDuration = _optional()
 
 
 class MachineModel(Strict):

@@ -294,3 +294,33 @@ main:
     assert [j.job for j in run.jobs("result")] == [1]  # ready at once
     assert run.jobs("start") == []
     assert run.jobs("callback") == [] and run.outputs() == []
+
+
+def test_worker_handler_spins_while_a_result_waits_unread() -> None:
+    """CPython's worker handler waits on the result pipe too, so while a slow
+    callback keeps a result unread it loops without blocking: each time the
+    switch interval forces the result handler to drop the GIL, the worker
+    handler keeps it for a turn (`gil_turn`), which delays the callback."""
+    run = run_text(f"""
+name: spin
+{machine(2, gil_turn="1ms")}
+objects:
+  p: {{type: pool, workers: 1}}
+functions:
+  task: [{{compute: 1ms}}]
+  slow: [{{compute: 20ms}}]
+main:
+  - apply_async: {{pool: p, function: task, times: 2, callback: slow}}
+  - wait_results: p
+  - close_pool: p
+  - join_pool: p
+""")
+    # The second result is unread from 2 ms; the switch interval (5 ms) gives
+    # the worker handler the GIL at 7, 13 and 19 ms, for 1 ms each.
+    handler = "main.p.worker_handler"
+    turns = [(a, b) for a, b, _ in run.intervals(handler, "running") if b > a]
+    assert turns == [(7 * MS, 8 * MS), (13 * MS, 14 * MS), (19 * MS, 20 * MS)]
+    assert [c.t for c in run.jobs("callback")] == [24 * MS, 44 * MS]
+    # It asks for the GIL again at 20 ms and gets it at 25; the last result has
+    # been read meanwhile (24 ms), so the loop waits again.
+    assert (25 * MS, "blocked", "p.workers") in run.sequence(handler)

@@ -110,6 +110,7 @@ machine:
     pool_worker: 7us
     pool_result: 8us
     gil_switch_interval: 1ms
+    gil_turn: 10us
 main: []
 """
 
@@ -146,6 +147,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             pool_worker_ns=7 * US,
             pool_result_ns=8 * US,
             gil_switch_interval_ns=1 * MS,
+            gil_turn_ns=10 * US,
         ),
     )
 

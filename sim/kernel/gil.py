@@ -33,6 +33,7 @@ class Gil:
         self.holder: Task | None = None
         self.drop_requested = False
         self._switches = 0  # counts hand-overs, to tell whether one happened meanwhile
+        self._switched_at = 0  # when the last hand-over happened
         self._timer_armed = False
 
     def acquire(self, task: Task) -> Generator[simpy.Event, Any, None]:
@@ -53,23 +54,27 @@ class Gil:
         self.holder = self.waiters.wake_one()
         if self.holder is not None:
             self._switches += 1
+            self._switched_at = self.scheduler.env.now
             if len(self.waiters):
                 self._arm()
 
-    def _arm(self) -> None:
+    def _arm(self, delay: int | None = None) -> None:
         if self._timer_armed:
             return
         self._timer_armed = True
         switches = self._switches
         env = self.scheduler.env
-        env.timeout(self.interval_ns).callbacks.append(lambda _e: self._expired(switches))
+        wait = self.interval_ns if delay is None else delay
+        env.timeout(wait).callbacks.append(lambda _e: self._expired(switches))
 
     def _expired(self, switches: int) -> None:
         self._timer_armed = False
         if not len(self.waiters) or self.holder is None:
             return
         if switches != self._switches:
-            self._arm()  # a switch happened meanwhile: the new holder gets its interval
+            # A switch happened meanwhile: it woke the waiters, whose timed waits
+            # started again then, so the new holder has its interval from then.
+            self._arm(self._switched_at + self.interval_ns - self.scheduler.env.now)
             return
         self.drop_requested = True
         holder = self.holder

@@ -191,7 +191,12 @@ class SimPool:
             size = rt.scenario.functions[job.function].result_size * chunk.items
             result = Message(rt.next_message_id(), size)
             self._payloads[result.msg] = chunk
+            reader_waiting = len(self.outqueue.channel.readers) > 0
             yield from self.outqueue.put(task, result, 0)
+            if not reader_waiting:
+                # The result handler is busy: the result waits unread, and the
+                # worker handler's wait() sees the result pipe readable.
+                self._handler_wake.wake_one()
             completed += 1
 
     def _handle_tasks(self, task: Task) -> Steps:
@@ -251,6 +256,15 @@ class SimPool:
                 if proc.exit_code is not None:
                     self.pool.workers.remove(proc)
                     yield from self._start_worker(task)
+            if self.outqueue.channel.messages:
+                # CPython's wait() here also watches the result pipe, so it
+                # returns at once while a result waits there unread: the loop
+                # spins, taking the GIL in turns with the result handler, until
+                # that has read every result.
+                yield from rt.scheduler.work(task, 0)
+                if self.outqueue.channel.messages:
+                    yield from rt.scheduler.spin(task, rt.costs.gil_turn_ns)
+                continue
             if not self._handler_notified:
                 yield from self._handler_wake.wait(task, f"{self.name}.workers", self._pool_tasks)
             self._handler_notified = False

@@ -229,6 +229,37 @@ class Scheduler:
             task.remaining = amount
             yield from self._use_cpu(task)
 
+    def spin(self, task: Task, turn_ns: int) -> Steps:
+        """One turn of a loop whose system calls return at once (they release the
+        GIL and take it straight back): it runs `turn_ns` of CPU time holding
+        the GIL, or less if another thread forces it to drop the GIL, then lets
+        a waiting thread have it, which wins it on one of those calls sooner or
+        later. The task waits for the GIL again at its next step."""
+        if _must_wait(task):
+            yield from self._get_cpu_and_gil(task, turn_ns)
+        gil = task.process.gil
+        task.remaining = turn_ns
+        while task.remaining > 0 and not (gil is not None and gil.drop_requested):
+            left = task.slice_left
+            run = task.remaining if left is None or left > task.remaining else left
+            task.in_timer = True
+            try:
+                yield Timeout(self.env, run)
+            except simpy.Interrupt as interrupt:
+                task.in_timer = False
+                self.account(task)
+                if not isinstance(interrupt.cause, DropGil):
+                    yield from self._after_interrupt(task, interrupt)
+                continue
+            task.in_timer = False
+            self.account(task)
+            if task.slice_left is not None and task.slice_left <= 0:
+                self._expire(task)
+                yield from self._await_cpu(task)
+        task.remaining = 0
+        if gil is not None:
+            gil.release(task)
+
     def _get_cpu_and_gil(self, task: Task, burst: int) -> Steps:
         """Be running and hold the process's GIL; `burst` is what the task will
         run next (the policy may look at it). Leaves `task.remaining` alone: a

@@ -21,6 +21,11 @@ process does not move it. What each one times, and how it maps onto the model:
 - `pool_create`: the parent's CPU time in `Pool()` besides starting the
   workers (its queues, locks and threads): the intercept of Pool(1) and
   Pool(3)'s CPU times;
+- `gil_turn`: how long the Pool's worker handler keeps the GIL each time it
+  gets it while a result waits unread in the result pipe (CPython's wait()
+  there watches that pipe too, so the loop spins): with callbacks slower than
+  the tasks, its CPU time over the number of switch intervals the callbacks
+  last;
 - Pool, set up as the reference text's example (4 workers, `apply_async` of a
   tiny function with a callback): `pool_submit`, the submitting thread's CPU
   time per `apply_async`; `pool_worker`, the workers' CPU time per task; and
@@ -79,6 +84,7 @@ RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
 POOL_TASKS = 4_000
 POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
+SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
 PINGS = 3_000
 SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
@@ -108,6 +114,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         ("Pool per-task overhead", 0.1, _pool_costs),
         ("Pool run, start to join", 0.1, _pool_run),
         ("Pool creation", 0.05, _pool_create),
+        ("Pool worker handler's turns", 0.1, _gil_turn),
         ("context switch", 0.05, _context_switch),
         ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
         ("timer tick", 0.05, functools.partial(_fair_slice, False)),
@@ -124,9 +131,16 @@ def measure(progress: Progress | None = None) -> MachineProfile:
             done += share / total / REPEATS
         results.append(_median_of(runs))
     start = dict(zip(methods, results[: len(methods)], strict=True))
-    (put_ns, get_ns), queue_lat, (send_ns, recv_ns), pipe_lat, pool, pool_run_ns, created = results[
-        len(methods) : -4
-    ]
+    (
+        (put_ns, get_ns),
+        queue_lat,
+        (send_ns, recv_ns),
+        pipe_lat,
+        pool,
+        pool_run_ns,
+        created,
+        turn_ns,
+    ) = results[len(methods) : -4]
     pool_create_ns, pool_worker_start_ns = created
     (switch_ns, ping_ns), slice_ns, tick_ns, rr_ns = results[-4:]
     queue_latency = dict(zip(SIZES, queue_lat, strict=True))
@@ -168,6 +182,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         "pool_submit_ns": pool["submit"],
         "pool_worker_ns": pool["worker"],
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
+        "gil_turn_ns": turn_ns,
     }
     profile = MachineProfile(
         cpus=len(os.sched_getaffinity(0)),
@@ -409,6 +424,47 @@ def _pipe_latency(size: int) -> int:
 
 def _tiny(i: int) -> int:
     return i + 1
+
+
+def _burn(ns: int) -> None:
+    end = _cpu() + ns
+    while _cpu() < end:
+        pass
+
+
+def _slow_task(_i: int) -> int:
+    _burn(SLOW_TASK_NS)
+    return 0
+
+
+def _slow_callback(_value: int) -> None:
+    _burn(SLOW_CALLBACK_NS)
+
+
+def _gil_turn() -> int:
+    """How long the Pool's worker handler holds the GIL each time it gets it
+    while a result waits unread (its wait() returns at once): callbacks slower
+    than the tasks keep results waiting, the handler takes the GIL once per
+    switch interval of callback time, and its CPU time over those turns is the
+    length of one."""
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(2)
+    try:
+        pool.apply(_tiny, (0,))
+        handler = f"/proc/self/task/{pool._worker_handler.native_id}/schedstat"  # type: ignore[attr-defined]
+        before = _schedstat_cpu(handler)
+        results = [
+            pool.apply_async(_slow_task, (i,), callback=_slow_callback)
+            for i in range(SLOW_CALLBACKS)
+        ]
+        for result in results:
+            result.wait()
+        spent = _schedstat_cpu(handler) - before
+    finally:
+        pool.terminate()
+        pool.join()
+    turns = SLOW_CALLBACKS * SLOW_CALLBACK_NS / (sys.getswitchinterval() * 1e9)
+    return round(spent / turns)
 
 
 def _schedstat_cpu(path: str) -> int:
