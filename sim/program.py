@@ -530,12 +530,12 @@ class Machine:
 class CompareSettings:
     """Comparison levels a scenario exempts itself from, with the reason shown;
     and, for a scenario whose costs are idealised (`compare: {costs: profile}`),
-    the machine the comparison's model runs with instead: the scenario's, with
-    the machine profile's costs in place of those it writes."""
+    the costs the comparison's model runs with instead: its machine profile's."""
 
     skip: tuple[Literal["outcome", "order", "timing"], ...] = ()
     why: str = ""
-    machine: Machine | None = None
+    costs: Costs | None = None
+    context_switch_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -552,9 +552,15 @@ class Scenario:
 
 
 def as_compared(scenario: Scenario) -> Scenario:
-    """The scenario as the comparison simulates it (see CompareSettings.machine)."""
-    machine = scenario.compare.machine
-    return scenario if machine is None else replace(scenario, machine=machine)
+    """The scenario as the comparison simulates it: with the profile's costs if
+    it asks for them (see CompareSettings), on whatever CPUs and policy it has."""
+    compare = scenario.compare
+    if compare.costs is None:
+        return scenario
+    machine = replace(scenario.machine, costs=compare.costs)
+    if compare.context_switch_ns is not None:
+        machine = replace(machine, context_switch_ns=compare.context_switch_ns)
+    return replace(scenario, machine=machine)
 
 
 def pools_at_start(scenario: Scenario) -> list[str]:

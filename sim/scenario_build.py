@@ -157,21 +157,16 @@ _POLICY = {"quantum": "quantum_ns", "preemptive": "preemptive", "base_slice": "l
 _MLFQ = {"quanta": "mlfq_quanta_ns", "boost": "mlfq_boost_ns"}
 
 
-def machine(model: MachineModel | None, base: p.Machine, own_costs: bool = True) -> p.Machine:
-    """The scenario's machine: what it writes, over `base` (its machine profile);
-    without `own_costs`, the costs it writes are left out (the profile's stay)."""
+def machine(model: MachineModel | None, base: p.Machine) -> p.Machine:
+    """The scenario's machine: what it writes, over `base` (its machine profile)."""
     if model is None:
         return base
     policy = _pick(model, _POLICY) | _pick(model.mlfq, _MLFQ)
     if "mlfq_quanta_ns" in policy:
         policy["mlfq_quanta_ns"] = tuple(policy["mlfq_quanta_ns"])
-    written = _pick(model, _MACHINE)
-    if not own_costs:
-        written.pop("context_switch_ns", None)
-        return replace(base, **written, settings=replace(base.settings, **policy))
     return replace(
         base,
-        **written,
+        **_pick(model, _MACHINE),
         settings=replace(base.settings, **policy),
         costs=costs(model.costs, _written(model.start_cost), _written(model.exit_cost), base.costs),
     )
@@ -212,7 +207,8 @@ def build_scenario(
     compare = {k: builder.value(v, ()) for k, v in _written(model.compare).items()}
     base_machine = p.Machine() if base is None else base
     if compare.pop("costs", "scenario") == "profile":
-        compare["machine"] = machine(model.machine, base_machine, own_costs=False)
+        compare["costs"] = base_machine.costs
+        compare["context_switch_ns"] = base_machine.context_switch_ns
     return p.Scenario(
         name=model.name,
         description=model.description or "",

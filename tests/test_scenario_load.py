@@ -387,6 +387,9 @@ def test_compare_costs_profile_keeps_the_machine_but_takes_the_profiles_costs() 
     assert compared.machine.costs == BASE.costs
     assert compared.machine.context_switch_ns == BASE.context_switch_ns
     assert compared.objects == scenario.objects and compared.main == scenario.main
+    # A machine changed after loading (a command line's --policy) stays changed.
+    on_rr = replace(scenario, machine=replace(scenario.machine, policy="rr", cpus=2))
+    assert (p.as_compared(on_rr).machine.policy, p.as_compared(on_rr).machine.cpus) == ("rr", 2)
     plain = load_scenario_text(IDEALISED.replace("costs: profile, why", "why"))
     assert p.as_compared(plain) is plain
 
