@@ -51,7 +51,9 @@ class Job:
     chunks_left: int
     callback: str | None
     error_callback: str | None
-    done: simpy.Event
+    # A flag, not a SimPy event: waiters are woken through _result_waiters, so
+    # an event would only cost a schedule and a step per job.
+    done: bool = False
     failed: bool = False
 
 
@@ -235,7 +237,7 @@ class SimPool:
         self._complete(job)
 
     def _complete(self, job: Job) -> None:
-        job.done.succeed()
+        job.done = True
         self._result_waiters.wake_all()
         del self.cache[job.id]
         if not self.cache:
@@ -277,7 +279,7 @@ class SimPool:
         yield from rt.scheduler.work(task, rt.costs.pool_submit_ns)
         self._check_running()
         self._job_ids += 1
-        job = Job(self._job_ids, function, len(chunks), callback, error_callback, rt.env.event())
+        job = Job(self._job_ids, function, len(chunks), callback, error_callback)
         self.cache[job.id] = job
         self.jobs.append(job)
         self._emit(task, "submit", job)
@@ -293,7 +295,7 @@ class SimPool:
     def _wait(self, task: Task, jobs: list[Job]) -> Steps:
         """AsyncResult.get() on each job; raises what a failed job raised."""
         for job in jobs:
-            while not job.done.triggered:
+            while not job.done:
                 yield from self._result_waiters.wait(task, f"{self.name}.result", self._pool_tasks)
             yield from self.rt.scheduler.work(task, 0)
             self._emit(task, "result", job)

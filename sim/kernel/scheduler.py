@@ -223,6 +223,17 @@ class Scheduler:
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
+        timeout = self.quick_work(task, amount)
+        if timeout is not None:
+            # The common case, without the generator of `_use_cpu`.
+            try:
+                yield timeout
+            except simpy.Interrupt as interrupt:
+                yield from self.resume_work(task, interrupt)
+            else:
+                task.in_timer = False
+                self.account(task)
+            return
         if _must_wait(task):
             yield from self._get_cpu_and_gil(task, amount)
         if amount > 0:
@@ -342,18 +353,37 @@ class Scheduler:
         task.waits_for = waits_for
         self._set(task, "blocked", reason=reason)
         self._refill_soon()
+        # The task's program resumes only once it runs again: `until` makes it
+        # ready through a callback, which runs exactly where the program would
+        # have been resumed, so a wake costs one pass through the program's
+        # generators instead of two.
+        wakeup = _Wakeup(self, task)
+        if until.callbacks is None:
+            wakeup(until)  # already processed: ready again at once
+        else:
+            until.callbacks.append(wakeup)
         try:
-            value = yield until
+            yield from self._await_cpu(task)
         except simpy.Interrupt:
-            if cancel is not None:
-                cancel()
+            if not wakeup.fired:
+                assert until.callbacks is not None
+                until.callbacks.remove(wakeup)
+                task.blocked_reason = None
+                task.waits_for = None
+                if cancel is not None:
+                    cancel()
             raise
-        finally:
-            task.blocked_reason = None
-            task.waits_for = None
-        if _must_wait(task):
-            yield from self._get_cpu_and_gil(task, 0)
-        return value
+        gil = task.process.gil
+        if gil is not None and (gil.holder is not task or gil.drop_requested):
+            yield from self._hold_gil(task, 0)
+        return until.value
+
+    def _woken(self, task: Task) -> None:
+        """The event a blocked task waited for has fired: it waits for a CPU."""
+        task.blocked_reason = None
+        task.waits_for = None
+        task.burst_ns = 0
+        self.make_ready(task, "wake")
 
     def terminate(self, task: Task, exit_code: int | None, cause: Cause) -> None:
         """The task has ended by itself (it is running: it executed its last step)."""
@@ -382,3 +412,18 @@ class Scheduler:
         if process is not None and process.is_alive and process is not self.env.active_process:
             process.interrupt(Killed(cause, exit_code if exit_code is not None else 0))
         self._refill_soon()
+
+
+class _Wakeup:
+    """The callback that ends a `Scheduler.block`: makes the task ready."""
+
+    __slots__ = ("fired", "scheduler", "task")
+
+    def __init__(self, scheduler: Scheduler, task: Task) -> None:
+        self.scheduler = scheduler
+        self.task = task
+        self.fired = False
+
+    def __call__(self, _event: simpy.Event) -> None:
+        self.fired = True
+        self.scheduler._woken(self.task)
