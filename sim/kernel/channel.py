@@ -56,7 +56,8 @@ class Channel:
             return False
         self.messages.append(message)
         self.used += cost
-        self.readers.wake_one()
+        if self.readers.waiting:
+            self.readers.wake_one()
         return True
 
     def write(
@@ -83,9 +84,11 @@ class Channel:
             return None
         message = self.messages.popleft()
         self.used -= message.size + self.overhead
-        self.writers.wake_one()
-        self.taken.wake_all()
-        if self.messages:
+        if self.writers.waiting:
+            self.writers.wake_one()
+        if self.taken.waiting:
+            self.taken.wake_all()
+        if self.messages and self.readers.waiting:
             self.readers.wake_one()
         return message
 

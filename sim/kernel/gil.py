@@ -43,6 +43,13 @@ class Gil:
             yield from self.waiters.wait(task, "gil", self._holders)
         self.holder = task
 
+    def try_acquire(self, task: Task) -> bool:
+        """Take the GIL if nobody holds it: the common case, without a generator."""
+        if self.holder is None:
+            self.holder = task
+            return True
+        return False
+
     def _holders(self) -> set[Task]:
         return {self.holder} if self.holder is not None and self.holder.alive else set()
 

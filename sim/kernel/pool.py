@@ -238,7 +238,8 @@ class SimPool:
 
     def _complete(self, job: Job) -> None:
         job.done = True
-        self._result_waiters.wake_all()
+        if self._result_waiters.waiting:
+            self._result_waiters.wake_all()
         del self.cache[job.id]
         if not self.cache:
             self._notify_handler()  # _PoolCache tells the worker handler
@@ -285,7 +286,8 @@ class SimPool:
         self._emit(task, "submit", job)
         for index, items in enumerate(chunks):
             self._taskqueue.append(Chunk(job, index if indexed else None, items, arg_size))
-        self._taskqueue_waiters.wake_one()
+        if self._taskqueue_waiters.waiting:
+            self._taskqueue_waiters.wake_one()
         if not chunks:
             # A map over nothing is ready at once, and CPython's MapResult never
             # calls its callback then.

@@ -65,7 +65,8 @@ class Mutex:
 
     def release(self) -> None:
         self.owner = None
-        self.waiters.wake_one()
+        if self.waiters.waiting:
+            self.waiters.wake_one()
 
 
 @dataclass(eq=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import simpy
@@ -223,6 +224,10 @@ class Scheduler:
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
+        if amount <= 0:
+            if _must_wait(task):
+                yield from self._get_cpu_and_gil(task, 0)
+            return
         timeout = self.quick_work(task, amount)
         if timeout is not None:
             # The common case, without the generator of `_use_cpu`.
@@ -236,9 +241,8 @@ class Scheduler:
             return
         if _must_wait(task):
             yield from self._get_cpu_and_gil(task, amount)
-        if amount > 0:
-            task.remaining = amount
-            yield from self._use_cpu(task)
+        task.remaining = amount
+        yield from self._use_cpu(task)
 
     def _get_cpu_and_gil(self, task: Task, burst: int) -> Steps:
         """Be running and hold the process's GIL; `burst` is what the task will
@@ -247,7 +251,11 @@ class Scheduler:
         if task.state != "running":
             yield from self._get_cpu(task, burst)
         gil = task.process.gil
-        if gil is not None and (gil.holder is not task or gil.drop_requested):
+        if (
+            gil is not None
+            and (gil.holder is not task or gil.drop_requested)
+            and not gil.try_acquire(task)
+        ):
             yield from self._hold_gil(task, burst)
 
     def quick_work(self, task: Task, amount: int) -> simpy.Timeout | None:
@@ -323,7 +331,7 @@ class Scheduler:
 
     def _await_cpu(self, task: Task) -> Steps:
         while task.state != "running":
-            task.wake = self.env.event()
+            task.wake = simpy.Event(self.env)
             try:
                 yield task.wake
             except simpy.Interrupt as interrupt:
@@ -357,7 +365,7 @@ class Scheduler:
         # ready through a callback, which runs exactly where the program would
         # have been resumed, so a wake costs one pass through the program's
         # generators instead of two.
-        wakeup = _Wakeup(self, task)
+        wakeup = partial(self._woken, task)
         if until.callbacks is None:
             wakeup(until)  # already processed: ready again at once
         else:
@@ -365,8 +373,8 @@ class Scheduler:
         try:
             yield from self._await_cpu(task)
         except simpy.Interrupt:
-            if not wakeup.fired:
-                assert until.callbacks is not None
+            if until.callbacks is not None and wakeup in until.callbacks:
+                # Killed while still blocked.
                 until.callbacks.remove(wakeup)
                 task.blocked_reason = None
                 task.waits_for = None
@@ -374,11 +382,15 @@ class Scheduler:
                     cancel()
             raise
         gil = task.process.gil
-        if gil is not None and (gil.holder is not task or gil.drop_requested):
+        if (
+            gil is not None
+            and (gil.holder is not task or gil.drop_requested)
+            and not gil.try_acquire(task)
+        ):
             yield from self._hold_gil(task, 0)
         return until.value
 
-    def _woken(self, task: Task) -> None:
+    def _woken(self, task: Task, _until: simpy.Event) -> None:
         """The event a blocked task waited for has fired: it waits for a CPU."""
         task.blocked_reason = None
         task.waits_for = None
@@ -412,18 +424,3 @@ class Scheduler:
         if process is not None and process.is_alive and process is not self.env.active_process:
             process.interrupt(Killed(cause, exit_code if exit_code is not None else 0))
         self._refill_soon()
-
-
-class _Wakeup:
-    """The callback that ends a `Scheduler.block`: makes the task ready."""
-
-    __slots__ = ("fired", "scheduler", "task")
-
-    def __init__(self, scheduler: Scheduler, task: Task) -> None:
-        self.scheduler = scheduler
-        self.task = task
-        self.fired = False
-
-    def __call__(self, _event: simpy.Event) -> None:
-        self.fired = True
-        self.scheduler._woken(self.task)
