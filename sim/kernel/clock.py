@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from heapq import heappop
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import simpy
 
@@ -18,8 +18,9 @@ class Clock(simpy.Environment):
     clock stays an int."""
 
     # A plain attribute rather than SimPy's property: the model reads the time at
-    # almost every step, and a property costs a function call each time. `step`
-    # keeps it equal to SimPy's own `_now`.
+    # almost every step, and a property costs a function call each time. Events
+    # are processed only by `step` and `run_to_end`, which keep it equal to
+    # SimPy's own `_now`.
     now: int = 0
 
     def __init__(self) -> None:
@@ -45,23 +46,35 @@ class Clock(simpy.Environment):
         for callback in callbacks:
             callback(event)
         if not event._ok and not hasattr(event, "_defused"):
-            # As SimPy does: raise a copy, so that the event's own traceback stays.
-            failure = event._value
-            error = type(failure)(*failure.args)
-            error.__cause__ = failure
-            raise error
+            _crash(event)
 
     def run_to_end(self) -> None:
         """Process events until none is left, running the end-of-instant
         callbacks each time the clock is about to move on (or stop)."""
         queue = self._queue  # SimPy's heap of (time, priority, id, event)
-        step = self.step
         while True:
             if self._end_of_instant and (not queue or queue[0][0] > self.now):
                 callbacks, self._end_of_instant = self._end_of_instant, []
                 for callback in callbacks:
                     callback()
             elif queue:
-                step()
+                # `step`, inlined: this runs once per event of the simulation.
+                now, _, _, event = heappop(queue)
+                self._now = now
+                self.now = now  # type: ignore[assignment]
+                handlers, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+                for handler in handlers:
+                    handler(event)
+                if not event._ok and not hasattr(event, "_defused"):
+                    _crash(event)
             else:
                 return
+
+
+def _crash(event: simpy.Event) -> NoReturn:
+    """An event failed and nothing handled it: raise as SimPy does, a copy of the
+    exception, so that the event's own traceback stays intact."""
+    failure = event._value
+    error = type(failure)(*failure.args)
+    error.__cause__ = failure
+    raise error

@@ -168,10 +168,9 @@ class SimPool:
     def _worker_loop(self, task: Task) -> Steps:
         rt = self.rt
         completed = 0
+        reason = f"{self.name}.task"
         while self.maxtasks is None or completed < self.maxtasks:
-            message = yield from self.inqueue.get(
-                task, f"{self.name}.task", rt.costs.pool_worker_ns
-            )
+            message = yield from self.inqueue.get(task, reason, rt.costs.pool_worker_ns)
             chunk = self._payloads.pop(message.msg)
             if chunk is None:
                 break
@@ -215,10 +214,9 @@ class SimPool:
     def _handle_results(self, task: Task) -> Steps:
         rt = self.rt
         sentinel_seen = False
+        reason = f"{self.name}.outqueue"
         while not sentinel_seen or (self.cache and self.pool.state != "terminate"):
-            message = yield from self.outqueue.get(
-                task, f"{self.name}.outqueue", rt.costs.pool_result_ns
-            )
+            message = yield from self.outqueue.get(task, reason, rt.costs.pool_result_ns)
             chunk = self._payloads.pop(message.msg)
             if chunk is None:
                 sentinel_seen = True

@@ -242,6 +242,7 @@ class SimpleQueue:
         self.wlock = Mutex(rt)
         self._writers = writers
         self._readers: Callable[[], set[Task]] = set
+        self._write_reason = f"{name}.write"
 
     def set_readers(self, readers: Callable[[], set[Task]]) -> None:
         self._readers = readers
@@ -249,8 +250,20 @@ class SimpleQueue:
     def put(self, task: Task, message: Message, cost_ns: int) -> Steps:
         rt = self.rt
         channel = self.channel
-        yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
-        reason = f"{self.name}.write"
+        scheduler = rt.scheduler
+        amount = cost_ns + rt.pickle_ns(message.size)
+        timeout = scheduler.quick_work(task, amount)
+        if timeout is None:
+            yield from scheduler.work(task, amount)
+        else:
+            try:
+                yield timeout
+            except simpy.Interrupt as interrupt:
+                yield from scheduler.resume_work(task, interrupt)
+            else:
+                task.in_timer = False
+                scheduler.account(task)
+        reason = self._write_reason
         if not self.wlock.try_acquire(task):
             yield from self.wlock.acquire(task, f"{self.name}.wlock")
         if not channel.try_write(message):
@@ -274,7 +287,19 @@ class SimpleQueue:
             message = yield from self.channel.read(task, reason, self._writers)
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
-        yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
+        scheduler = rt.scheduler
+        amount = cost_ns + rt.pickle_ns(message.size)
+        timeout = scheduler.quick_work(task, amount)
+        if timeout is None:
+            yield from scheduler.work(task, amount)
+        else:
+            try:
+                yield timeout
+            except simpy.Interrupt as interrupt:
+                yield from scheduler.resume_work(task, interrupt)
+            else:
+                task.in_timer = False
+                scheduler.account(task)
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
         )
