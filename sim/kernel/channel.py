@@ -28,7 +28,9 @@ SOCKETPAIR_MESSAGE_OVERHEAD = 1_400
 LENGTH_PREFIX = 4  # Connection.send_bytes prefixes each message with its length
 
 
-@dataclass(frozen=True, slots=True)
+# A value, but not frozen: a frozen dataclass takes several times as long to
+# build, and the model makes one for every message.
+@dataclass(slots=True)
 class Message:
     msg: int  # the id that links the send/put to its recv/get in the trace
     size: int  # payload bytes, as pickled

@@ -42,7 +42,7 @@ from sim.trace import JobEvent, JobOp
 SENTINEL_SIZE = 4  # a pickled None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One ApplyResult or MapResult."""
 
@@ -57,7 +57,7 @@ class Job:
     failed: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Chunk:
     job: Job
     index: int | None  # None for apply; the chunk's number for map
