@@ -4,10 +4,11 @@ callbacks at the end of an instant."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from heapq import heappop
+from heapq import heappop, heappush
 from typing import Any, NoReturn, TypeAlias
 
 import simpy
+from simpy.events import NORMAL, Timeout
 
 # What a simulated activity is: a generator of SimPy events (`yield from` it).
 Steps: TypeAlias = Generator[simpy.Event, Any, Any]
@@ -33,6 +34,18 @@ class Clock(simpy.Environment):
         Cheaper than an event of the lowest priority: the scheduler asks for one
         at almost every state change."""
         self._end_of_instant.append(callback)
+
+    def cpu_timeout(self, delay: int) -> Timeout:
+        """`Timeout(self, delay)`, built with one call instead of three: the model
+        makes one for every stretch of CPU time."""
+        timeout = object.__new__(Timeout)  # SimPy's __init__ and schedule, inlined
+        timeout.env = self
+        timeout.callbacks = []
+        timeout._value = None
+        timeout._delay = delay
+        timeout._ok = True
+        heappush(self._queue, (self.now + delay, NORMAL, next(self._eid), timeout))
+        return timeout
 
     def step(self) -> None:
         """SimPy's step (process the next event), keeping `now` up to date."""

@@ -57,7 +57,7 @@ class Gil:
         if self.holder is not task:
             return
         self.drop_requested = False
-        self.holder = self.waiters.wake_one()
+        self.holder = self.waiters.wake_one() if self.waiters.waiting else None
         if self.holder is not None:
             self._switches += 1
             if len(self.waiters):

@@ -27,6 +27,7 @@ from sim import program as p
 from sim.kernel.channel import Channel, Message
 from sim.kernel.clock import Steps
 from sim.kernel.runtime import Runtime
+from sim.kernel.scheduler import must_wait
 from sim.kernel.tasks import ProgramError, SimProcess, Task
 from sim.kernel.waitqueue import WaitQueue
 from sim.trace import MessageEvent, WarningEvent
@@ -279,7 +280,8 @@ class SimpleQueue:
         """Read one message; `cost_ns` and the unpickling are one stretch of CPU
         time after the read."""
         rt = self.rt
-        yield from rt.scheduler.work(task, 0)
+        if must_wait(task):
+            yield from rt.scheduler.work(task, 0)
         if not self.rlock.try_acquire(task):
             yield from self.rlock.acquire(task, reason)
         message = self.channel.try_read()

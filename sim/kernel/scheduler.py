@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
 
 from sim.kernel.clock import Clock, Steps
 from sim.kernel.gil import DropGil
@@ -24,7 +23,7 @@ from sim.policies import Policy, Why
 from sim.trace import Cause, StateChanged, TaskCreated, TaskState, TraceSink
 
 
-def _must_wait(task: Task) -> bool:
+def must_wait(task: Task) -> bool:
     """Whether `task` must wait before it can execute: for a CPU, or for its
     process's GIL (or to hand the GIL over, when asked to drop it)."""
     gil = task.process.gil
@@ -106,7 +105,9 @@ class Scheduler:
         self.policy.add(task, self.env.now, why)
         if why in ("new", "wake"):
             self._arrivals.append(task)
-        self._dispatch_soon()
+        if not self._dispatch_pending:  # _dispatch_soon, inlined: once per wake
+            self._dispatch_pending = True
+            self.env.at_end_of_instant(self._dispatch)
 
     def _refill_soon(self) -> None:
         """A CPU was freed: give it out at the end of this instant, if any task
@@ -225,7 +226,7 @@ class Scheduler:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
         if amount <= 0:
-            if _must_wait(task):
+            if must_wait(task):
                 yield from self._get_cpu_and_gil(task, 0)
             return
         timeout = self.quick_work(task, amount)
@@ -239,7 +240,7 @@ class Scheduler:
                 task.in_timer = False
                 self.account(task)
             return
-        if _must_wait(task):
+        if must_wait(task):
             yield from self._get_cpu_and_gil(task, amount)
         task.remaining = amount
         yield from self._use_cpu(task)
@@ -274,9 +275,7 @@ class Scheduler:
             return None
         task.remaining = amount
         task.in_timer = True
-        # Timeout(env, ...) rather than env.timeout(...): SimPy builds a bound
-        # method for each attribute access, which shows on this hot path.
-        return Timeout(self.env, amount)
+        return self.env.cpu_timeout(amount)
 
     def resume_work(self, task: Task, interrupt: simpy.Interrupt) -> Steps:
         """Carry on with the work an interrupt cut short."""
@@ -300,7 +299,7 @@ class Scheduler:
             run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
-                yield Timeout(env, run)
+                yield env.cpu_timeout(run)
             except simpy.Interrupt as interrupt:
                 task.in_timer = False
                 yield from self._after_interrupt(task, interrupt)
