@@ -167,8 +167,8 @@ class Scheduler:
         self._set(task, "running")
         task.slice_left = self.policy.time_slice(task, self.env.now)
         task.charged_at = self.env.now
-        if task.wake is not None and not task.wake.triggered:
-            task.wake.succeed()
+        if task.wake is not None:
+            self.env.fire(task.wake)
 
     def _free(self, task: Task) -> None:
         """Take `task` off its CPU (it blocks, ends or is preempted)."""

@@ -61,8 +61,7 @@ class WaitQueue:
     def wake_one(self) -> Task | None:
         while self.waiting:
             task, event = self.waiting.popleft()
-            if not event.triggered:
-                event.succeed(True)
+            if self.env.fire(event, True):
                 return task
         return None
 
