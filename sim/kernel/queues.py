@@ -251,7 +251,9 @@ class SimpleQueue:
     def put(self, task: Task, message: Message, cost_ns: int) -> Steps:
         rt = self.rt
         channel = self.channel
-        scheduler = rt.scheduler
+        # `work` with its common case inlined (as Interpreter.run_block does):
+        # each pool task passes through here twice, and a get twice more.
+        scheduler = rt.scheduler  # `work`, its common case inlined as in `put`
         amount = cost_ns + rt.pickle_ns(message.size)
         timeout = scheduler.quick_work(task, amount)
         if timeout is None:
