@@ -252,7 +252,7 @@ class SimpleQueue:
         rt = self.rt
         channel = self.channel
         # `work` with its common case inlined (as Interpreter.run_block does):
-        # each pool task passes through here twice, and a get twice more.
+        # each pool task is put twice (task, result) and got twice.
         scheduler = rt.scheduler  # `work`, its common case inlined as in `put`
         amount = cost_ns + rt.pickle_ns(message.size)
         timeout = scheduler.quick_work(task, amount)
