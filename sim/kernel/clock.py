@@ -1,5 +1,9 @@
 """A SimPy environment whose clock is integer nanoseconds, and which can run
-callbacks at the end of an instant."""
+callbacks at the end of an instant.
+
+Its hot paths (the event loop, CPU timeouts, firing a wake) use SimPy 4's
+internals directly: the heap of (time, priority, id, event) and the events'
+`callbacks`, `_ok` and `_value`; pyproject pins simpy below 5."""
 
 from __future__ import annotations
 
