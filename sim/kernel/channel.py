@@ -28,7 +28,9 @@ SOCKETPAIR_MESSAGE_OVERHEAD = 1_400
 LENGTH_PREFIX = 4  # Connection.send_bytes prefixes each message with its length
 
 
-@dataclass(frozen=True, slots=True)
+# A value, but not frozen: a frozen dataclass takes several times as long to
+# build, and the model makes one for every message.
+@dataclass(slots=True)
 class Message:
     msg: int  # the id that links the send/put to its recv/get in the trace
     size: int  # payload bytes, as pickled
@@ -56,7 +58,8 @@ class Channel:
             return False
         self.messages.append(message)
         self.used += cost
-        self.readers.wake_one()
+        if self.readers.waiting:
+            self.readers.wake_one()
         return True
 
     def write(
@@ -83,9 +86,11 @@ class Channel:
             return None
         message = self.messages.popleft()
         self.used -= message.size + self.overhead
-        self.writers.wake_one()
-        self.taken.wake_all()
-        if self.messages:
+        if self.writers.waiting:
+            self.writers.wake_one()
+        if self.taken.waiting:
+            self.taken.wake_all()
+        if self.messages and self.readers.waiting:
             self.readers.wake_one()
         return message
 

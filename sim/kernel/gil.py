@@ -44,6 +44,13 @@ class Gil:
             yield from self.waiters.wait(task, "gil", self._holders)
         self.holder = task
 
+    def try_acquire(self, task: Task) -> bool:
+        """Take the GIL if nobody holds it: the common case, without a generator."""
+        if self.holder is None:
+            self.holder = task
+            return True
+        return False
+
     def _holders(self) -> set[Task]:
         return {self.holder} if self.holder is not None and self.holder.alive else set()
 
@@ -51,7 +58,7 @@ class Gil:
         if self.holder is not task:
             return
         self.drop_requested = False
-        self.holder = self.waiters.wake_one()
+        self.holder = self.waiters.wake_one() if self.waiters.waiting else None
         if self.holder is not None:
             self._switches += 1
             self._switched_at = self.scheduler.env.now

@@ -43,7 +43,7 @@ from sim.trace import JobEvent, JobOp
 SENTINEL_SIZE = 4  # a pickled None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One ApplyResult or MapResult."""
 
@@ -52,11 +52,13 @@ class Job:
     chunks_left: int
     callback: str | None
     error_callback: str | None
-    done: simpy.Event
+    # A flag, not a SimPy event: waiters are woken through _result_waiters, so
+    # an event would only cost a schedule and a step per job.
+    done: bool = False
     failed: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Chunk:
     job: Job
     index: int | None  # None for apply; the chunk's number for map
@@ -169,10 +171,9 @@ class SimPool:
     def _worker_loop(self, task: Task) -> Steps:
         rt = self.rt
         completed = 0
+        reason = f"{self.name}.task"
         while self.maxtasks is None or completed < self.maxtasks:
-            message = yield from self.inqueue.get(
-                task, f"{self.name}.task", rt.costs.pool_worker_ns
-            )
+            message = yield from self.inqueue.get(task, reason, rt.costs.pool_worker_ns)
             chunk = self._payloads.pop(message.msg)
             if chunk is None:
                 break
@@ -221,10 +222,9 @@ class SimPool:
     def _handle_results(self, task: Task) -> Steps:
         rt = self.rt
         sentinel_seen = False
+        reason = f"{self.name}.outqueue"
         while not sentinel_seen or (self.cache and self.pool.state != "terminate"):
-            message = yield from self.outqueue.get(
-                task, f"{self.name}.outqueue", rt.costs.pool_result_ns
-            )
+            message = yield from self.outqueue.get(task, reason, rt.costs.pool_result_ns)
             chunk = self._payloads.pop(message.msg)
             if chunk is None:
                 sentinel_seen = True
@@ -243,8 +243,9 @@ class SimPool:
         self._complete(job)
 
     def _complete(self, job: Job) -> None:
-        job.done.succeed()
-        self._result_waiters.wake_all()
+        job.done = True
+        if self._result_waiters.waiting:
+            self._result_waiters.wake_all()
         del self.cache[job.id]
         if not self.cache:
             self._notify_handler()  # _PoolCache tells the worker handler
@@ -294,13 +295,14 @@ class SimPool:
         yield from rt.scheduler.work(task, rt.costs.pool_submit_ns)
         self._check_running()
         self._job_ids += 1
-        job = Job(self._job_ids, function, len(chunks), callback, error_callback, rt.env.event())
+        job = Job(self._job_ids, function, len(chunks), callback, error_callback)
         self.cache[job.id] = job
         self.jobs.append(job)
         self._emit(task, "submit", job)
         for index, items in enumerate(chunks):
             self._taskqueue.append(Chunk(job, index if indexed else None, items, arg_size))
-        self._taskqueue_waiters.wake_one()
+        if self._taskqueue_waiters.waiting:
+            self._taskqueue_waiters.wake_one()
         if not chunks:
             # A map over nothing is ready at once, and CPython's MapResult never
             # calls its callback then.
@@ -310,7 +312,7 @@ class SimPool:
     def _wait(self, task: Task, jobs: list[Job]) -> Steps:
         """AsyncResult.get() on each job; raises what a failed job raised."""
         for job in jobs:
-            while not job.done.triggered:
+            while not job.done:
                 yield from self._result_waiters.wait(task, f"{self.name}.result", self._pool_tasks)
             yield from self.rt.scheduler.work(task, 0)
             self._emit(task, "result", job)

@@ -27,6 +27,7 @@ from sim import program as p
 from sim.kernel.channel import Channel, Message
 from sim.kernel.clock import Steps
 from sim.kernel.runtime import Runtime
+from sim.kernel.scheduler import must_wait
 from sim.kernel.tasks import ProgramError, SimProcess, Task
 from sim.kernel.waitqueue import WaitQueue
 from sim.trace import MessageEvent, WarningEvent
@@ -65,7 +66,8 @@ class Mutex:
 
     def release(self) -> None:
         self.owner = None
-        self.waiters.wake_one()
+        if self.waiters.waiting:
+            self.waiters.wake_one()
 
 
 @dataclass(eq=False)
@@ -241,6 +243,7 @@ class SimpleQueue:
         self.wlock = Mutex(rt)
         self._writers = writers
         self._readers: Callable[[], set[Task]] = set
+        self._write_reason = f"{name}.write"
 
     def set_readers(self, readers: Callable[[], set[Task]]) -> None:
         self._readers = readers
@@ -248,8 +251,22 @@ class SimpleQueue:
     def put(self, task: Task, message: Message, cost_ns: int) -> Steps:
         rt = self.rt
         channel = self.channel
-        yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
-        reason = f"{self.name}.write"
+        # `work` with its common case inlined (as Interpreter.run_block does):
+        # each pool task is put twice (task, result) and got twice.
+        scheduler = rt.scheduler  # `work`, its common case inlined as in `put`
+        amount = cost_ns + rt.pickle_ns(message.size)
+        timeout = scheduler.quick_work(task, amount)
+        if timeout is None:
+            yield from scheduler.work(task, amount)
+        else:
+            try:
+                yield timeout
+            except simpy.Interrupt as interrupt:
+                yield from scheduler.resume_work(task, interrupt)
+            else:
+                task.in_timer = False
+                scheduler.account(task)
+        reason = self._write_reason
         if not self.wlock.try_acquire(task):
             yield from self.wlock.acquire(task, f"{self.name}.wlock")
         if not channel.try_write(message):
@@ -265,7 +282,8 @@ class SimpleQueue:
         """Read one message; `cost_ns` and the unpickling are one stretch of CPU
         time after the read."""
         rt = self.rt
-        yield from rt.scheduler.work(task, 0)
+        if must_wait(task):
+            yield from rt.scheduler.work(task, 0)
         if not self.rlock.try_acquire(task):
             yield from self.rlock.acquire(task, reason)
         message = self.channel.try_read()
@@ -273,7 +291,19 @@ class SimpleQueue:
             message = yield from self.channel.read(task, reason, self._writers)
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
-        yield from rt.scheduler.work(task, cost_ns + rt.pickle_ns(message.size))
+        scheduler = rt.scheduler
+        amount = cost_ns + rt.pickle_ns(message.size)
+        timeout = scheduler.quick_work(task, amount)
+        if timeout is None:
+            yield from scheduler.work(task, amount)
+        else:
+            try:
+                yield timeout
+            except simpy.Interrupt as interrupt:
+                yield from scheduler.resume_work(task, interrupt)
+            else:
+                task.in_timer = False
+                scheduler.account(task)
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
         )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
 
 from sim.kernel.clock import Clock, Steps
 from sim.kernel.gil import DropGil
@@ -23,7 +23,7 @@ from sim.policies import Policy, Why
 from sim.trace import Cause, StateChanged, TaskCreated, TaskState, TraceSink
 
 
-def _must_wait(task: Task) -> bool:
+def must_wait(task: Task) -> bool:
     """Whether `task` must wait before it can execute: for a CPU, or for its
     process's GIL (or to hand the GIL over, when asked to drop it)."""
     gil = task.process.gil
@@ -105,7 +105,9 @@ class Scheduler:
         self.policy.add(task, self.env.now, why)
         if why in ("new", "wake"):
             self._arrivals.append(task)
-        self._dispatch_soon()
+        if not self._dispatch_pending:  # _dispatch_soon, inlined: once per wake
+            self._dispatch_pending = True
+            self.env.at_end_of_instant(self._dispatch)
 
     def _refill_soon(self) -> None:
         """A CPU was freed: give it out at the end of this instant, if any task
@@ -165,8 +167,8 @@ class Scheduler:
         self._set(task, "running")
         task.slice_left = self.policy.time_slice(task, self.env.now)
         task.charged_at = self.env.now
-        if task.wake is not None and not task.wake.triggered:
-            task.wake.succeed()
+        if task.wake is not None:
+            self.env.fire(task.wake)
 
     def _free(self, task: Task) -> None:
         """Take `task` off its CPU (it blocks, ends or is preempted)."""
@@ -223,11 +225,25 @@ class Scheduler:
     def work(self, task: Task, amount: int) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
         dispatched first when the task is not running, and for its process's GIL."""
-        if _must_wait(task):
+        if amount <= 0:
+            if must_wait(task):
+                yield from self._get_cpu_and_gil(task, 0)
+            return
+        timeout = self.quick_work(task, amount)
+        if timeout is not None:
+            # The common case, without the generator of `_use_cpu`.
+            try:
+                yield timeout
+            except simpy.Interrupt as interrupt:
+                yield from self.resume_work(task, interrupt)
+            else:
+                task.in_timer = False
+                self.account(task)
+            return
+        if must_wait(task):
             yield from self._get_cpu_and_gil(task, amount)
-        if amount > 0:
-            task.remaining = amount
-            yield from self._use_cpu(task)
+        task.remaining = amount
+        yield from self._use_cpu(task)
 
     def spin(self, task: Task, turn_ns: int) -> Steps:
         """One turn of a loop whose system calls return at once (they release the
@@ -267,7 +283,11 @@ class Scheduler:
         if task.state != "running":
             yield from self._get_cpu(task, burst)
         gil = task.process.gil
-        if gil is not None and (gil.holder is not task or gil.drop_requested):
+        if (
+            gil is not None
+            and (gil.holder is not task or gil.drop_requested)
+            and not gil.try_acquire(task)
+        ):
             yield from self._hold_gil(task, burst)
 
     def quick_work(self, task: Task, amount: int) -> simpy.Timeout | None:
@@ -286,9 +306,7 @@ class Scheduler:
             return None
         task.remaining = amount
         task.in_timer = True
-        # Timeout(env, ...) rather than env.timeout(...): SimPy builds a bound
-        # method for each attribute access, which shows on this hot path.
-        return Timeout(self.env, amount)
+        return self.env.cpu_timeout(amount)
 
     def resume_work(self, task: Task, interrupt: simpy.Interrupt) -> Steps:
         """Carry on with the work an interrupt cut short."""
@@ -312,7 +330,7 @@ class Scheduler:
             run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
-                yield Timeout(env, run)
+                yield env.cpu_timeout(run)
             except simpy.Interrupt as interrupt:
                 task.in_timer = False
                 yield from self._after_interrupt(task, interrupt)
@@ -343,7 +361,7 @@ class Scheduler:
 
     def _await_cpu(self, task: Task) -> Steps:
         while task.state != "running":
-            task.wake = self.env.event()
+            task.wake = simpy.Event(self.env)
             try:
                 yield task.wake
             except simpy.Interrupt as interrupt:
@@ -373,18 +391,41 @@ class Scheduler:
         task.waits_for = waits_for
         self._set(task, "blocked", reason=reason)
         self._refill_soon()
+        # The task's program resumes only once it runs again: `until` makes it
+        # ready through a callback, which runs exactly where the program would
+        # have been resumed, so a wake costs one pass through the program's
+        # generators instead of two.
+        wakeup = partial(self._woken, task)
+        if until.callbacks is None:
+            wakeup(until)  # already processed: ready again at once
+        else:
+            until.callbacks.append(wakeup)
         try:
-            value = yield until
+            yield from self._await_cpu(task)
         except simpy.Interrupt:
-            if cancel is not None:
-                cancel()
+            if until.callbacks is not None and wakeup in until.callbacks:
+                # Killed while still blocked.
+                until.callbacks.remove(wakeup)
+                task.blocked_reason = None
+                task.waits_for = None
+                if cancel is not None:
+                    cancel()
             raise
-        finally:
-            task.blocked_reason = None
-            task.waits_for = None
-        if _must_wait(task):
-            yield from self._get_cpu_and_gil(task, 0)
-        return value
+        gil = task.process.gil
+        if (
+            gil is not None
+            and (gil.holder is not task or gil.drop_requested)
+            and not gil.try_acquire(task)
+        ):
+            yield from self._hold_gil(task, 0)
+        return until.value
+
+    def _woken(self, task: Task, _until: simpy.Event) -> None:
+        """The event a blocked task waited for has fired: it waits for a CPU."""
+        task.blocked_reason = None
+        task.waits_for = None
+        task.burst_ns = 0
+        self.make_ready(task, "wake")
 
     def terminate(self, task: Task, exit_code: int | None, cause: Cause) -> None:
         """The task has ended by itself (it is running: it executed its last step)."""

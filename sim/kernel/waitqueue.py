@@ -21,13 +21,15 @@ class WaitQueue:
     def __init__(self, env: Clock, scheduler: Scheduler) -> None:
         self.env = env
         self.scheduler = scheduler
-        self._waiters: deque[tuple[Task, simpy.Event]] = deque()
+        # Read by hot paths to skip a wake when nobody waits (`if q.waiting:`);
+        # changed only here.
+        self.waiting: deque[tuple[Task, simpy.Event]] = deque()
 
     def __len__(self) -> int:
-        return len(self._waiters)
+        return len(self.waiting)
 
     def tasks(self) -> list[Task]:
-        return [task for task, _ in self._waiters]
+        return [task for task, _ in self.waiting]
 
     def wait(
         self,
@@ -37,13 +39,13 @@ class WaitQueue:
         timeout: int | None = None,
     ) -> Generator[simpy.Event, Any, bool]:
         """Block until woken (True) or until `timeout` ns have passed (False)."""
-        event = self.env.event()
+        event = simpy.Event(self.env)
         entry = (task, event)
-        self._waiters.append(entry)
+        self.waiting.append(entry)
 
         def cancel() -> None:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+            if entry in self.waiting:
+                self.waiting.remove(entry)
 
         if timeout is not None:
 
@@ -57,10 +59,9 @@ class WaitQueue:
         return value is not TIMED_OUT
 
     def wake_one(self) -> Task | None:
-        while self._waiters:
-            task, event = self._waiters.popleft()
-            if not event.triggered:
-                event.succeed(True)
+        while self.waiting:
+            task, event = self.waiting.popleft()
+            if self.env.fire(event, True):
                 return task
         return None
 

@@ -89,8 +89,20 @@ class Linux(Policy[T]):
         vruntimes[task.name] = vruntimes.get(task.name, self._min_vruntime) + ran_ns * rate
 
     def victim(self, candidate: T, running: Sequence[T]) -> T | None:
-        if not running:
+        # The running task furthest ahead (the later created on a tie), in one
+        # pass: the scheduler asks at almost every wake while the CPUs are busy.
+        vruntimes, floor = self._vruntime, self._min_vruntime
+        worst: T | None = None
+        worst_vruntime = 0.0
+        for task in running:
+            vruntime = vruntimes.get(task.name, floor)
+            if (
+                worst is None
+                or vruntime > worst_vruntime
+                or (vruntime == worst_vruntime and task.seq > worst.seq)
+            ):
+                worst, worst_vruntime = task, vruntime
+        if worst is None:
             return None
-        worst = max(running, key=lambda t: (self.vruntime(t), t.seq))
-        gap = self.vruntime(worst) - self.vruntime(candidate)
+        gap = worst_vruntime - vruntimes.get(candidate.name, floor)
         return worst if gap > self.settings.linux_base_slice_ns else None
