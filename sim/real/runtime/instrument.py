@@ -29,7 +29,6 @@ from __future__ import annotations
 import atexit
 import builtins
 import itertools
-import linecache
 import multiprocessing
 import multiprocessing.connection as mp_connection
 import multiprocessing.pool as mp_pool
@@ -38,8 +37,6 @@ import multiprocessing.process as mp_process
 import multiprocessing.queues as mp_queues
 import multiprocessing.synchronize as mp_sync
 import os
-import platform
-import re
 import select
 import stat
 import sys
@@ -49,10 +46,18 @@ import types
 import weakref
 import zlib
 from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
 from queue import Empty, Full
-from typing import Any
 
 from .recorder import Recorder, escape
+
+# Every process of a run imports this module at start-up: `typing`, `linecache`
+# and `re` (for guessing names) cost milliseconds there, so `typing` is left to
+# the type checker and the others are imported when a name is first guessed.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from typing import Any
 
 _rec: Recorder | None = None
 _emit: Callable[..., None] = lambda *_a: None  # noqa: E731 - replaced by install()
@@ -69,8 +74,9 @@ _plain_simple_get = mp_queues.SimpleQueue.get
 
 _MP_DIR = os.path.dirname(multiprocessing.__file__) + os.sep
 _RT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_ASSIGN = re.compile(r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
-_WITH_AS = re.compile(r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]")
+_ASSIGN = r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)"
+_WITH_AS = r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]"
+_patterns: list[re.Pattern[str]] = []  # _ASSIGN and _WITH_AS, once compiled
 PIPE_BUF = 4096
 _HANDLERS = ("_handle_workers", "_handle_tasks", "_handle_results")
 
@@ -118,13 +124,19 @@ def _guess_names(count: int, obj: object = None) -> list[str]:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return []
+    import linecache
+    import re
+
+    if not _patterns:
+        _patterns[:] = [re.compile(_ASSIGN), re.compile(_WITH_AS)]
+    assign, with_as = _patterns
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-    match = _ASSIGN.match(line)
+    match = assign.match(line)
     if match:
         targets = [t.strip().rsplit(".", 1)[-1] for t in match.group(1).split(",")]
         if len(targets) == count:
             return targets
-    match = _WITH_AS.match(line)
+    match = with_as.match(line)
     if match and count == 1:
         return [match.group(1)]
     return []
@@ -556,10 +568,12 @@ def _wrap_start(orig: Any) -> Any:
 
 def _wrap_bootstrap(orig: Any) -> Any:
     def _bootstrap(self: Any, parent_sentinel: Any = None) -> int:
-        _reset_thread_state()
-        assert _rec is not None
-        _rec.activate()
-        _emit("P", os.getpid(), os.getppid(), "child", escape(self.name), int(bool(self.daemon)))
+        # A fork child's first Python code after the fork: each page it first
+        # writes costs it a copy-on-write fault, so this calls as little as it can.
+        _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
+        _activate()
+        daemon = 1 if self.daemon else 0
+        _line(f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}")
         cause = ["exception"]
         run = self.run
 
@@ -576,7 +590,7 @@ def _wrap_bootstrap(orig: Any) -> Any:
 
         self.run = run_probe
         code: int = orig(self, parent_sentinel)
-        _emit("Z", code, cause[0])
+        _line(f"Z\t{code}\t{cause[0]}")
         _schedstat()
         return code
 
@@ -761,12 +775,16 @@ def _wrap_sys_excepthook(orig: Any) -> Any:
 
 
 def _schedstat() -> None:
+    # os.open/os.read: open() would build a text stream around three more system calls.
     try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
-            cpu, wait, _slices = f.read().split()
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        try:
+            cpu, wait, _slices = os.read(fd, 100).split()
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         return
-    _emit("C", cpu, wait)
+    _line(f"C\t{int(cpu)}\t{int(wait)}")
 
 
 # --- sleep and stdout ---------------------------------------------------------
@@ -880,52 +898,89 @@ def _wrap_repopulate(orig: Any) -> Any:
     return staticmethod(_repopulate_pool_static)
 
 
-class _WorkerIn:
-    """A worker's task queue: records each job's start. The worker's waits
-    for work are not recorded (one per task); between jobs it waits for one."""
+def _job_get(queue: Any) -> Callable[[], Any]:
+    """A worker's `get` of its next task: SimpleQueue.get (CPython 3.11-3.13)
+    with the lock taken in C, recording each job's start. The worker's waits
+    for work are not recorded (one per task); between jobs it waits for one.
+    The record costs less than the frames this saves."""
+    line = _line
+    rlock, recv_bytes = queue._rlock._semlock, queue._reader.recv_bytes
+    loads = ForkingPickler.loads
 
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue
-
-    def get(self) -> Any:
-        task = self._queue.get()
+    def get() -> Any:
+        with rlock:
+            data = recv_bytes()
+        task = loads(data)
         if task is not None:
-            _line(f"J\tstart\t\t{task[0]}\t{task[1]}\t")
+            line(f"J\tstart\t\t{task[0]}\t{task[1]}\t")
         return task
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
+    return get
 
 
-class _WorkerOut:
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue
+def _job_put(queue: Any) -> Callable[[Any], None]:
+    """A worker's `put` of a result: SimpleQueue.put (CPython 3.11-3.13),
+    recording the job's finish (or error) first. Its write lock is probed as
+    `_wrap_make_methods` probes locks: a wait is recorded only when it is taken."""
+    line = _line
+    wlock, send_bytes = queue._wlock._semlock, queue._writer.send_bytes
+    dumps, key = ForkingPickler.dumps, _sem_key(queue._wlock)
 
-    def put(self, item: Any) -> None:
+    def put(item: Any) -> None:
         job, index, (ok, _value) = item
-        _line(f"J\t{'finish' if ok else 'error'}\t\t{job}\t{index}\t")
-        self._queue.put(item)
+        line(f"J\t{'finish' if ok else 'error'}\t\t{job}\t{index}\t")
+        data = dumps(item)
+        if not wlock.acquire(False):
+            recorded = begin("acquire", key)
+            try:
+                wlock.acquire()
+            finally:
+                end(recorded)
+        try:
+            send_bytes(data)
+        finally:
+            wlock.release()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
+    return put
 
 
 def _make_worker(orig: Any) -> Any:
     def worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> None:
-        for queue in (inqueue, outqueue):
-            if hasattr(queue, "_reader"):
+        # A ThreadPool's workers (threads, with queue.SimpleQueue) are not traced.
+        if type(inqueue) is type(outqueue) is mp_queues.SimpleQueue:
+            for queue in (inqueue, outqueue):
                 _unrecord_queue(queue)
-        if hasattr(inqueue, "_rlock"):
-            # Idle workers queue on this lock for the next task: that wait is
-            # inferred from the job records, so the lock needs no probe.
-            inqueue._rlock.acquire = inqueue._rlock._semlock.acquire
-        orig(_WorkerIn(inqueue), _WorkerOut(outqueue), *args, **kwargs)
+            # Instance attributes: CPython's worker looks up `inqueue.get` and `outqueue.put`.
+            inqueue.__dict__["get"] = _job_get(inqueue)
+            outqueue.__dict__["put"] = _job_put(outqueue)
+        orig(inqueue, outqueue, *args, **kwargs)
 
     # Pickled by reference (spawn): it must be found as multiprocessing.pool.worker.
     worker.__module__ = orig.__module__
     worker.__qualname__ = orig.__qualname__
     worker.__name__ = orig.__name__
     return worker
+
+
+def _wrap_apply_async(orig: Any) -> Any:
+    """`apply_async` with its own signature: called once per task, it is kept
+    to one call and one record (see `_wrap_print`)."""
+
+    def apply_async(
+        self: Any,
+        func: Any,
+        args: Any = (),
+        kwds: Any = {},  # noqa: B006 - CPython's own default, passed through unchanged
+        callback: Any = None,
+        error_callback: Any = None,
+    ) -> Any:
+        result = orig(self, func, args, kwds, callback, error_callback)
+        key = self.__dict__.get("_procsim_key", "")
+        result.__dict__["_procsim_pool"] = key
+        _line(f"J\tsubmit\t{key}\t{result._job}\t\tapply")
+        return result
+
+    return apply_async
 
 
 def _wrap_submit(kind: str) -> Any:
@@ -1020,18 +1075,18 @@ def _wrap_pool_join(orig: Any) -> Any:
 # --- installation -------------------------------------------------------------------
 
 
-def _after_fork_in_child() -> None:
-    if _rec is not None:
-        _rec.forget_after_fork()
-    _reset_thread_state()
+def _activate() -> None:
+    global _line
+    assert _rec is not None
+    _rec.activate()
+    _line = _rec.line  # the recorder's writer of this file, looked up once
 
 
 def install(directory: str, root: bool) -> Recorder:
     """Patch this interpreter. `root`: this is the traced program's main process."""
-    global _rec, _emit, _emit_at, _line
+    global _rec, _emit, _emit_at
     rec = Recorder(directory)
-    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _rec, _emit, _emit_at = rec, rec.emit, rec.emit_at
 
     conn = mp_connection.Connection
     _patch(conn, "_send_bytes", _wrap_send_bytes)
@@ -1088,7 +1143,7 @@ def install(directory: str, root: bool) -> Recorder:
     wrapped = _wrap_repopulate(pool.__dict__["_repopulate_pool_static"].__func__)
     setattr(pool, "_repopulate_pool_static", wrapped)  # noqa: B010 - a staticmethod
     _patch(mp_pool, "worker", _make_worker)
-    _patch(pool, "apply_async", _wrap_submit("apply"))
+    _patch(pool, "apply_async", _wrap_apply_async)
     _patch(pool, "_map_async", _wrap_submit("map"))
     _patch(pool, "imap", _wrap_submit("map"))
     _patch(pool, "imap_unordered", _wrap_submit("map"))
@@ -1106,9 +1161,9 @@ def install(directory: str, root: bool) -> Recorder:
 
     _patch(builtins, "print", _wrap_print)
     if root:
-        rec.activate()
+        _activate()
         _emit("P", os.getpid(), os.getppid(), "root", "main", 0)
-        _emit("H", "python", platform.python_version())
+        _emit("H", "python", sys.version.split()[0])  # as platform.python_version()
         _patch(sys, "excepthook", _wrap_sys_excepthook)
         # Registered after multiprocessing's exit function, so it runs before it.
         atexit.register(_root_exit)  # CPU time near the end, for the kernel trace's check

@@ -38,6 +38,7 @@ import mmap
 import os
 import threading
 import time
+from collections.abc import Callable
 
 DIR_ENV = "PROCSIM_PROBE_DIR"
 ROOT_ENV = "PROCSIM_PROBE_ROOT"
@@ -76,84 +77,108 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
+def _inactive(_body: str) -> None:
+    return None
+
+
+def _inactive_at(_t: int, _body: str) -> None:
+    return None
+
+
 class Recorder:
     """The record file of the current process.
 
     Inactive until `activate()`: a process that never runs a task of the
-    program (the resource tracker, the forkserver) leaves no file. After a
-    fork the child starts inactive again; multiprocessing's bootstrap of the
-    child activates it with a file of its own.
+    program (the resource tracker, the forkserver) leaves no file. A forked
+    child inherits the parent's writer disabled (see `_writers`);
+    multiprocessing's bootstrap of the child activates it with a file of its own.
+
+    `line` is the hot path (records written per message or pool job): a
+    closure over the mapping's `write`, replaced at each activation, so a
+    record costs one clock read, one f-string, one encode and one C call.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self._mm: mmap.mmap | None = None
-        self._grow = threading.Lock()
         self.path = ""
-
-    @property
-    def active(self) -> bool:
-        return self._mm is not None
+        self._pid = 0  # the process the current file belongs to
+        self.line: Callable[[str], None] = _inactive
+        self._line_at: Callable[[int, str], None] = _inactive_at
 
     def activate(self) -> None:
-        if self._mm is not None:
+        pid = os.getpid()
+        if self._pid == pid:
             return
-        self.path = os.path.join(self.directory, f"{os.getpid()}-{_now()}{SUFFIX}")
+        self._pid = pid
+        self.path = f"{self.directory}{os.sep}{pid}-{_now()}{SUFFIX}"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, _INITIAL_SIZE)
-            self._mm = mmap.mmap(fd, _INITIAL_SIZE)
+            mm = mmap.mmap(fd, _INITIAL_SIZE)
         finally:
             os.close(fd)  # the mapping keeps the file
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's mapping without writing to it."""
-        mm, self._mm = self._mm, None
-        self._grow = threading.Lock()
-        _thread_prefix.__dict__.clear()  # the forking thread's tid is not ours
-        if mm is not None:
-            mm.close()
+        _thread_prefix.text = f"\t{_tid()}\t"  # after a fork: the forking thread's tid is not ours
+        self.line, self._line_at = _writers(mm)
 
     def emit(self, kind: str, *fields: object) -> None:
-        self.emit_at(_now(), kind, *fields)
+        self.line("\t".join((kind, *map(str, fields))))
 
     def emit_at(self, t: int, kind: str, *fields: object) -> None:
-        body = "\t".join((kind, *map(str, fields)))
-        self._write(f"{t}\t{_tid()}\t{body}\n")
+        self._line_at(t, "\t".join((kind, *map(str, fields))))
 
-    def line(self, body: str) -> None:
-        """A record from its kind and fields already joined by tabs: the fast
-        path for the records written once per message or job."""
-        mm = self._mm
-        if mm is None:
-            return
-        try:
-            prefix = _thread_prefix.text
-        except AttributeError:  # gettid() is a system call: once per thread
-            prefix = _thread_prefix.text = f"\t{_tid()}\t"
-        data = f"{_now()}{prefix}{body}\n".encode("utf-8", "backslashreplace")
-        try:
-            mm.write(data)
-        except ValueError:
-            self._enlarge(mm, len(data))
-            mm.write(data)
 
-    def _write(self, text: str) -> None:
-        mm = self._mm
-        if mm is None:
-            return
+def _writers(mm: mmap.mmap) -> tuple[Callable[[str], None], Callable[[int, str], None]]:
+    """The writers of records to `mm`: `line` (stamped now) and `line_at`.
+
+    A forked child must not write into its parent's file, yet it should pay
+    next to nothing for the fork: each page it first writes costs it a
+    copy-on-write fault (~5 µs here), so a Python hook that resets state
+    costs it tens of them. Instead the child's only work is one C call,
+    `valid.clear()`, which disables these writers; the rest waits until the
+    child is activated, if it ever is."""
+    write = mm.write  # one C call under the GIL: records never interleave
+    local = _thread_prefix
+    valid = [True]
+    os.register_at_fork(after_in_child=valid.clear)
+    grow = threading.Lock()
+
+    def slow(text: str) -> None:
         data = text.encode("utf-8", "backslashreplace")
-        try:
-            mm.write(data)  # one C call under the GIL: records never interleave
-        except ValueError:  # full: double the file and retry
-            self._enlarge(mm, len(data))
-            mm.write(data)
+        with grow:
+            while True:
+                try:
+                    mm.write(data)
+                    return
+                except ValueError:  # full: double the file (other threads may write meanwhile)
+                    size = len(mm)
+                    while size - mm.tell() < len(data):
+                        size *= 2
+                    mm.resize(size)
 
-    def _enlarge(self, mm: mmap.mmap, need: int) -> None:
-        with self._grow:
-            if len(mm) - mm.tell() >= need:
-                return
-            size = len(mm)
-            while size - mm.tell() < need:
-                size *= 2
-            mm.resize(size)
+    def line_at(t: int, body: str) -> None:
+        if not valid:
+            return
+        try:
+            prefix = local.text
+        except AttributeError:  # gettid() is a system call: once per thread
+            prefix = local.text = f"\t{_tid()}\t"
+        text = f"{t}{prefix}{body}\n"
+        try:
+            write(text.encode())
+        except (ValueError, UnicodeEncodeError):  # full, or a lone surrogate
+            slow(text)
+
+    def line(body: str) -> None:  # line_at(_now(), body), inlined: the hot path
+        if not valid:
+            return
+        try:
+            prefix = local.text
+        except AttributeError:
+            prefix = local.text = f"\t{_tid()}\t"
+        text = f"{_now()}{prefix}{body}\n"
+        try:
+            write(text.encode())
+        except (ValueError, UnicodeEncodeError):
+            slow(text)
+
+    return line, line_at
