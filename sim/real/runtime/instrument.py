@@ -49,7 +49,7 @@ from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
 from queue import Empty, Full
 
-from .recorder import Recorder, escape
+from .recorder import SCHEDSTAT_ENV, Recorder, escape
 
 # Every process of a run imports this module at start-up: `typing`, `linecache`
 # and `re` (for guessing names) cost milliseconds there, so `typing` is left to
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _rec: Recorder | None = None
+_cpu_check = False  # record /proc schedstat at each task's end (see _schedstat)
 _emit: Callable[..., None] = lambda *_a: None  # noqa: E731 - replaced by install()
 _emit_at: Callable[..., None] = lambda *_a: None  # noqa: E731
 _line: Callable[[str], None] = lambda _body: None  # noqa: E731
@@ -775,7 +776,11 @@ def _wrap_sys_excepthook(orig: Any) -> Any:
 
 
 def _schedstat() -> None:
-    # os.open/os.read: open() would build a text stream around three more system calls.
+    """The CPU time the kernel counted for this thread, when a kernel trace
+    will be checked against it. os.open/os.read: open() would build a text
+    stream around three more system calls."""
+    if not _cpu_check:
+        return
     try:
         fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         try:
@@ -804,11 +809,16 @@ def _wrap_print(orig: Any) -> Any:
     """print() to stdout, recording each complete line (sys.stdout itself is
     left alone). Kept lean: the Pool's result handler prints in callbacks, and
     each extra microsecond there makes CPython's worker handler spin on the
-    results still waiting in the pipe."""
+    results still waiting in the pipe. Its keywords are print's own (None is
+    print's default for each), so no keyword dictionary is built per call."""
 
-    def print(*args: Any, **kwargs: Any) -> None:
-        orig(*args, **kwargs)
-        if len(args) == 1 and (not kwargs or kwargs.keys() == {"flush"}):
+    def print(
+        *args: Any, sep: Any = None, end: Any = None, file: Any = None, flush: bool = False
+    ) -> None:
+        orig(*args, sep=sep, end=end, file=file, flush=flush)
+        if file is not None and file is not sys.stdout:
+            return
+        if len(args) == 1 and sep is None and end is None:
             kind = args[0].__class__
             if kind is int:  # the common print(i)
                 _line(f"X\t{args[0]}")
@@ -816,21 +826,13 @@ def _wrap_print(orig: Any) -> Any:
             if kind is str and "\n" not in args[0] and not getattr(_tls, "partial", ""):
                 _line("X\t" + escape(args[0]))
                 return
-        _print_slow(args, kwargs)
+        text = (" " if sep is None else sep).join(map(str, args)) + ("\n" if end is None else end)
+        lines = (getattr(_tls, "partial", "") + text).split("\n")
+        _tls.partial = lines.pop()
+        for line in lines:
+            _line("X\t" + escape(line))
 
     return print
-
-
-def _print_slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    file = kwargs.get("file")
-    if file is not None and file is not sys.stdout:
-        return
-    sep, end = kwargs.get("sep"), kwargs.get("end")
-    text = (" " if sep is None else sep).join(map(str, args)) + ("\n" if end is None else end)
-    lines = (getattr(_tls, "partial", "") + text).split("\n")
-    _tls.partial = lines.pop()
-    for line in lines:
-        _line("X\t" + escape(line))
 
 
 # --- pools ------------------------------------------------------------------------
@@ -1084,7 +1086,8 @@ def _activate() -> None:
 
 def install(directory: str, root: bool) -> Recorder:
     """Patch this interpreter. `root`: this is the traced program's main process."""
-    global _rec, _emit, _emit_at
+    global _rec, _emit, _emit_at, _cpu_check
+    _cpu_check = os.environ.get(SCHEDSTAT_ENV) == "1"
     rec = Recorder(directory)
     _rec, _emit, _emit_at = rec, rec.emit, rec.emit_at
 
@@ -1165,13 +1168,9 @@ def install(directory: str, root: bool) -> Recorder:
         _emit("P", os.getpid(), os.getppid(), "root", "main", 0)
         _emit("H", "python", sys.version.split()[0])  # as platform.python_version()
         _patch(sys, "excepthook", _wrap_sys_excepthook)
-        # Registered after multiprocessing's exit function, so it runs before it.
-        atexit.register(_root_exit)  # CPU time near the end, for the kernel trace's check
+        if _cpu_check:  # registered after multiprocessing's exit function: runs before it
+            atexit.register(_schedstat)
     return rec
-
-
-def _root_exit() -> None:
-    _schedstat()
 
 
 def _no(_obj: Any) -> bool:

@@ -43,6 +43,7 @@ from collections.abc import Callable
 DIR_ENV = "PROCSIM_PROBE_DIR"
 ROOT_ENV = "PROCSIM_PROBE_ROOT"
 RUN_ENV = "PROCSIM_RUN_ID"
+SCHEDSTAT_ENV = "PROCSIM_PROBE_SCHEDSTAT"  # "1": record C (only the kernel trace's check reads it)
 SUFFIX = ".rec"
 _INITIAL_SIZE = 1 << 20
 
