@@ -560,9 +560,12 @@ def _wrap_wait(what: str, key_of: Callable[[Any], str], done: Callable[[Any], bo
 def _wrap_start(orig: Any) -> Any:
     def start(self: Any) -> None:
         t = _now()
+        # Formatted before the fork: after it, each page the parent first
+        # writes costs a copy-on-write fault while the child lives.
+        fields = f"{escape(self.name)}\t{1 if self.daemon else 0}\t"
         orig(self)
-        method = getattr(self._popen, "method", "")
-        _emit_at(t, "S", self.pid, escape(self.name), int(bool(self.daemon)), method)
+        assert _rec is not None
+        _rec.line_at(t, f"S\t{self.pid}\t{fields}{getattr(self._popen, 'method', '')}")
 
     return start
 
@@ -572,7 +575,8 @@ def _wrap_bootstrap(orig: Any) -> Any:
         # A fork child's first Python code after the fork: each page it first
         # writes costs it a copy-on-write fault, so this calls as little as it can.
         _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
-        _activate()
+        assert _rec is not None
+        _rec.activate()
         daemon = 1 if self.daemon else 0
         _line(f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}")
         cause = ["exception"]
@@ -745,13 +749,13 @@ def _wrap_thread_join(orig: Any) -> Any:
 
 def _wrap_shutdown(orig: Any) -> Any:
     def _shutdown() -> None:
-        mark("code_end")
         # CPython waits for each non-daemon thread here; join them first so the
         # wait is recorded as `join <thread>`.
-        main = threading.main_thread()
-        for thread in threading.enumerate():
-            if thread is not main and not thread.daemon and thread.is_alive():
-                thread.join()
+        if threading.active_count() > 1:  # cheaper than enumerate() for the usual lone thread
+            main = threading.main_thread()
+            for thread in threading.enumerate():
+                if thread is not main and not thread.daemon and thread.is_alive():
+                    thread.join()
         orig()
 
     return _shutdown
@@ -1077,19 +1081,12 @@ def _wrap_pool_join(orig: Any) -> Any:
 # --- installation -------------------------------------------------------------------
 
 
-def _activate() -> None:
-    global _line
-    assert _rec is not None
-    _rec.activate()
-    _line = _rec.line  # the recorder's writer of this file, looked up once
-
-
 def install(directory: str, root: bool) -> Recorder:
     """Patch this interpreter. `root`: this is the traced program's main process."""
-    global _rec, _emit, _emit_at, _cpu_check
+    global _rec, _emit, _emit_at, _line, _cpu_check
     _cpu_check = os.environ.get(SCHEDSTAT_ENV) == "1"
     rec = Recorder(directory)
-    _rec, _emit, _emit_at = rec, rec.emit, rec.emit_at
+    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
 
     conn = mp_connection.Connection
     _patch(conn, "_send_bytes", _wrap_send_bytes)
@@ -1164,7 +1161,7 @@ def install(directory: str, root: bool) -> Recorder:
 
     _patch(builtins, "print", _wrap_print)
     if root:
-        _activate()
+        rec.activate()
         _emit("P", os.getpid(), os.getppid(), "root", "main", 0)
         _emit("H", "python", sys.version.split()[0])  # as platform.python_version()
         _patch(sys, "excepthook", _wrap_sys_excepthook)

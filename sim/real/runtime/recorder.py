@@ -12,7 +12,7 @@ file is zero bytes; readers stop at the first NUL.
 
 Record kinds (fields after the kind):
   P pid ppid role name daemon    this process begins (role: root or child)
-  H mark                         a milestone: main_begin, code_end
+  H mark [value]                 a milestone: python VERSION (the root), main_begin (executor)
   S pid name daemon method       this task started a child process (t: the start() call)
   W pool pid index               that child is worker `index` of pool `pool`
   U tid name daemon              this task started a thread (t: the start() call)
@@ -39,6 +39,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
+
+TYPE_CHECKING = False  # `typing` costs every process of a run ~2 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 DIR_ENV = "PROCSIM_PROBE_DIR"
 ROOT_ENV = "PROCSIM_PROBE_ROOT"
@@ -78,108 +82,98 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def _inactive(_body: str) -> None:
-    return None
-
-
-def _inactive_at(_t: int, _body: str) -> None:
-    return None
-
-
 class Recorder:
     """The record file of the current process.
 
     Inactive until `activate()`: a process that never runs a task of the
     program (the resource tracker, the forkserver) leaves no file. A forked
-    child inherits the parent's writer disabled (see `_writers`);
-    multiprocessing's bootstrap of the child activates it with a file of its own.
+    child inherits the recorder disabled; multiprocessing's bootstrap of the
+    child activates it with a file of its own.
 
-    `line` is the hot path (records written per message or pool job): a
-    closure over the mapping's `write`, replaced at each activation, so a
-    record costs one clock read, one f-string, one encode and one C call.
+    `line` is the hot path (records written per message or pool job): one
+    clock read, one f-string, one encode and one C call. Its closures are made
+    once and shared by every forked descendant; activating swaps the file they
+    write to. Each page a fork child first writes costs it a copy-on-write
+    fault (~3-5 µs here), so the child's share of the work is kept small: at
+    the fork itself one C call (`valid.clear`, which disables the inherited
+    writer so the child never writes into its parent's file); at activation a
+    file and a few stores.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.path = ""
         self._pid = 0  # the process the current file belongs to
-        self.line: Callable[[str], None] = _inactive
-        self._line_at: Callable[[int, str], None] = _inactive_at
+        valid: list[bool] = []  # [True] while `line` may write to the current file
+        # The current file: its mapping's write (one C call under the GIL:
+        # records never interleave), the mapping, the lock for growing it.
+        target: list[Any] = [None, None, None]
+        os.register_at_fork(after_in_child=valid.clear)
+        self._valid, self._target = valid, target
+        local = _thread_prefix
+
+        def slow(text: str) -> None:
+            data = text.encode("utf-8", "backslashreplace")
+            mm: mmap.mmap = target[1]
+            with target[2]:
+                while True:
+                    try:
+                        mm.write(data)
+                        return
+                    except ValueError:  # full: double the file (others may write meanwhile)
+                        size = len(mm)
+                        while size - mm.tell() < len(data):
+                            size *= 2
+                        mm.resize(size)
+
+        def line_at(t: int, body: str) -> None:
+            if not valid:
+                return
+            try:
+                prefix = local.text
+            except AttributeError:  # gettid() is a system call: once per thread
+                prefix = local.text = f"\t{_tid()}\t"
+            text = f"{t}{prefix}{body}\n"
+            try:
+                target[0](text.encode())
+            except (ValueError, UnicodeEncodeError):  # full, or a lone surrogate
+                slow(text)
+
+        def line(body: str) -> None:  # line_at(_now(), body), inlined: the hot path
+            if not valid:
+                return
+            try:
+                prefix = local.text
+            except AttributeError:
+                prefix = local.text = f"\t{_tid()}\t"
+            text = f"{_now()}{prefix}{body}\n"
+            try:
+                target[0](text.encode())
+            except (ValueError, UnicodeEncodeError):
+                slow(text)
+
+        self.line: Callable[[str], None] = line
+        self.line_at: Callable[[int, str], None] = line_at
 
     def activate(self) -> None:
         pid = os.getpid()
         if self._pid == pid:
             return
         self._pid = pid
-        self.path = f"{self.directory}{os.sep}{pid}-{_now()}{SUFFIX}"
+        self.path = f"{self.directory}/{pid}-{_now()}{SUFFIX}"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, _INITIAL_SIZE)
             mm = mmap.mmap(fd, _INITIAL_SIZE)
         finally:
             os.close(fd)  # the mapping keeps the file
+        target = self._target
+        target[0], target[1], target[2] = mm.write, mm, threading.Lock()
         _thread_prefix.text = f"\t{_tid()}\t"  # after a fork: the forking thread's tid is not ours
-        self.line, self._line_at = _writers(mm)
+        self._valid.append(True)
 
     def emit(self, kind: str, *fields: object) -> None:
         self.line("\t".join((kind, *map(str, fields))))
 
     def emit_at(self, t: int, kind: str, *fields: object) -> None:
-        self._line_at(t, "\t".join((kind, *map(str, fields))))
-
-
-def _writers(mm: mmap.mmap) -> tuple[Callable[[str], None], Callable[[int, str], None]]:
-    """The writers of records to `mm`: `line` (stamped now) and `line_at`.
-
-    A forked child must not write into its parent's file, yet it should pay
-    next to nothing for the fork: each page it first writes costs it a
-    copy-on-write fault (~5 µs here), so a Python hook that resets state
-    costs it tens of them. Instead the child's only work is one C call,
-    `valid.clear()`, which disables these writers; the rest waits until the
-    child is activated, if it ever is."""
-    write = mm.write  # one C call under the GIL: records never interleave
-    local = _thread_prefix
-    valid = [True]
-    os.register_at_fork(after_in_child=valid.clear)
-    grow = threading.Lock()
-
-    def slow(text: str) -> None:
-        data = text.encode("utf-8", "backslashreplace")
-        with grow:
-            while True:
-                try:
-                    mm.write(data)
-                    return
-                except ValueError:  # full: double the file (other threads may write meanwhile)
-                    size = len(mm)
-                    while size - mm.tell() < len(data):
-                        size *= 2
-                    mm.resize(size)
-
-    def line_at(t: int, body: str) -> None:
-        if not valid:
-            return
-        try:
-            prefix = local.text
-        except AttributeError:  # gettid() is a system call: once per thread
-            prefix = local.text = f"\t{_tid()}\t"
-        text = f"{t}{prefix}{body}\n"
-        try:
-            write(text.encode())
-        except (ValueError, UnicodeEncodeError):  # full, or a lone surrogate
-            slow(text)
-
-    def line(body: str) -> None:  # line_at(_now(), body), inlined: the hot path
-        if not valid:
-            return
-        try:
-            prefix = local.text
-        except AttributeError:
-            prefix = local.text = f"\t{_tid()}\t"
-        text = f"{_now()}{prefix}{body}\n"
-        try:
-            write(text.encode())
-        except (ValueError, UnicodeEncodeError):
-            slow(text)
-
-    return line, line_at
+        self.line_at(t, "\t".join((kind, *map(str, fields))))
