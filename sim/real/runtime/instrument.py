@@ -30,30 +30,27 @@ import atexit
 import builtins
 import itertools
 import multiprocessing
-import multiprocessing.connection as mp_connection
-import multiprocessing.pool as mp_pool
-import multiprocessing.popen_fork as mp_popen_fork
 import multiprocessing.process as mp_process
-import multiprocessing.queues as mp_queues
-import multiprocessing.synchronize as mp_sync
 import os
-import select
 import stat
 import sys
 import threading
 import time
 import types
 import weakref
-import zlib
 from collections.abc import Callable
+from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 from multiprocessing.reduction import ForkingPickler
-from queue import Empty, Full
 
 from .recorder import SCHEDSTAT_ENV, Recorder, escape
 
-# Every process of a run imports this module at start-up: `typing`, `linecache`
-# and `re` (for guessing names) cost milliseconds there, so `typing` is left to
-# the type checker and the others are imported when a name is first guessed.
+# Every process of a run imports this module at start-up (a spawn child too,
+# whose bare start-up is ~40 ms): `typing`, `linecache` and `re` (for guessing
+# names) cost milliseconds there, so `typing` is left to the type checker and
+# the others are imported when a name is first guessed; multiprocessing's
+# connection, queues, synchronize, popen_fork and pool modules (with zlib,
+# select, queue, tempfile, ...) are patched when the program imports them
+# (see `_when_imported`), not imported for it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
@@ -69,9 +66,14 @@ _pools: list[weakref.ref[Any]] = []
 _counters: dict[str, itertools.count[int]] = {}
 _now = time.monotonic_ns
 _orig_sleep = time.sleep
-_plain_send_bytes = vars(mp_connection.Connection)["_send_bytes"]
-_plain_recv_bytes = vars(mp_connection.Connection)["_recv_bytes"]
-_plain_simple_get = mp_queues.SimpleQueue.get
+# Set when their modules are patched (see install()).
+_plain_send_bytes: Any = None
+_plain_recv_bytes: Any = None
+_plain_simple_get: Any = None
+_crc32: Callable[[Any], int] = lambda _b: 0  # noqa: E731 - zlib.crc32
+_select: Any = None  # the select module
+_Empty: type[Exception] = Exception  # queue.Empty and queue.Full
+_Full: type[Exception] = Exception
 
 _MP_DIR = os.path.dirname(multiprocessing.__file__) + os.sep
 _RT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -215,19 +217,24 @@ def _find_pool(match: Callable[[Any], bool]) -> Any:
 def name_object(obj: Any, name: str) -> None:
     """The program's own name for an object (used by the scenario executor)."""
     parts: Any = obj  # the private attributes below are not in the stubs
-    if isinstance(obj, mp_connection.Connection):
+    # An object of a module the program never imported cannot be one of its classes.
+    conn, queues, pool, sync = (
+        sys.modules.get(f"multiprocessing.{name}", types)
+        for name in ("connection", "queues", "pool", "synchronize")
+    )
+    if isinstance(obj, getattr(conn, "Connection", ())):
         key = _conn_key(obj)
-    elif isinstance(obj, mp_queues.Queue | mp_queues.SimpleQueue):
+    elif isinstance(obj, (getattr(queues, "Queue", ()), getattr(queues, "SimpleQueue", ()))):
         key = _queue_key(obj)
-    elif isinstance(obj, mp_pool.Pool):
+    elif isinstance(obj, getattr(pool, "Pool", ())):
         key = _pool_key(obj)
-    elif isinstance(obj, mp_sync.Event):
+    elif isinstance(obj, getattr(sync, "Event", ())):
         key = _sem_key(parts._flag)
-    elif isinstance(obj, mp_sync.Condition):
+    elif isinstance(obj, getattr(sync, "Condition", ())):
         key = _sem_key(parts._lock)
-    elif isinstance(obj, mp_sync.Barrier):
+    elif isinstance(obj, getattr(sync, "Barrier", ())):
         key = _sem_key(parts._cond._lock)
-    elif isinstance(obj, mp_sync.SemLock):
+    elif isinstance(obj, getattr(sync, "SemLock", ())):
         key = _sem_key(obj)
     else:
         return
@@ -281,8 +288,8 @@ def _ready(conn: Any, write: bool) -> bool:
     poller = attrs.get(name)
     try:
         if poller is None:
-            poller = attrs[name] = select.poll()
-            poller.register(conn._handle, select.POLLOUT if write else select.POLLIN)
+            poller = attrs[name] = _select.poll()
+            poller.register(conn._handle, _select.POLLOUT if write else _select.POLLIN)
         return bool(poller.poll(0))
     except (OSError, ValueError, TypeError):
         return True  # a closed connection: the call itself will say so
@@ -297,7 +304,7 @@ def _wrap_send_bytes(orig: Any) -> Any:
         if not key:
             return orig(self, buf)  # type: ignore[no-any-return]
         size = len(buf)
-        _line(f"M\tw\t{key}\t{zlib.crc32(buf)}\t{size}")
+        _line(f"M\tw\t{key}\t{_crc32(buf)}\t{size}")
         # A pipe end's send can block; a queue's writes happen in its feeder.
         if attrs.get("_procsim_role", "e") == "e" and (size > PIPE_BUF or not _ready(self, True)):
             recorded = begin("send", key)
@@ -328,7 +335,7 @@ def _wrap_recv_bytes(orig: Any) -> Any:
             buf = orig(self, maxsize)
         if buf is not None:
             with buf.getbuffer() as view:
-                _line(f"M\tr\t{key}\t{zlib.crc32(view)}\t{view.nbytes}")
+                _line(f"M\tr\t{key}\t{_crc32(view)}\t{view.nbytes}")
         return buf
 
     return _recv_bytes
@@ -359,11 +366,16 @@ def _queue_roles(queue: Any) -> None:
     queue._writer.__dict__["_procsim_role"] = "q"
 
 
+def _queues() -> Any:
+    """multiprocessing.queues, loaded (and patched) once the program has a queue."""
+    return sys.modules["multiprocessing.queues"]
+
+
 def _register_queue(queue: Any) -> None:
     _queue_roles(queue)
     rlock = _sem_key(queue._rlock)
     wlock = _sem_key(queue._wlock) if queue._wlock is not None else ""
-    joinable = int(isinstance(queue, mp_queues.JoinableQueue))
+    joinable = int(isinstance(queue, _queues().JoinableQueue))
     maxsize = getattr(queue, "_maxsize", 0)
     _emit(
         "O", "queue", _queue_key(queue), _conn_key(queue._writer), escape(_name("queue", queue)),
@@ -374,7 +386,7 @@ def _register_queue(queue: Any) -> None:
 def _unrecord_queue(queue: Any) -> None:
     _unrecorded(queue._reader, queue._writer)
     queue.__dict__["_procsim_q"] = ""
-    if isinstance(queue, mp_queues.SimpleQueue):
+    if isinstance(queue, _queues().SimpleQueue):
         queue.__dict__["get"] = types.MethodType(_plain_simple_get, queue)
 
 
@@ -411,7 +423,7 @@ def _wrap_put(orig: Any) -> Any:
         if block:
             try:
                 orig(self, obj, False)
-            except Full:
+            except _Full:
                 recorded = begin("put", _queue_key(self), timeout is not None)
                 try:
                     orig(self, obj, True, timeout)
@@ -431,7 +443,7 @@ def _wrap_get(orig: Any) -> Any:
         if block:
             try:
                 return orig(self, False)
-            except Empty:
+            except _Empty:
                 pass
             recorded = begin("get", _queue_key(self), timeout is not None)
             try:
@@ -691,7 +703,7 @@ def _handler_role(thread: Any) -> tuple[str, str]:
         writer = getattr(args[2], "__self__", None)
         key = _conn_key(writer)[:-1] + "r" if writer is not None else ""
         return "feeder", key
-    if name in _HANDLERS and getattr(target, "__module__", "") == mp_pool.__name__:
+    if name in _HANDLERS and getattr(target, "__module__", "") == "multiprocessing.pool":
         if name == "_handle_results":
             pool = _find_pool(lambda p: p.__dict__.get("_cache") is args[2])
         else:
@@ -953,7 +965,8 @@ def _job_put(queue: Any) -> Callable[[Any], None]:
 def _make_worker(orig: Any) -> Any:
     def worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> None:
         # A ThreadPool's workers (threads, with queue.SimpleQueue) are not traced.
-        if type(inqueue) is type(outqueue) is mp_queues.SimpleQueue:
+        queues = sys.modules.get("multiprocessing.queues")  # a ThreadPool may not have it
+        if type(inqueue) is type(outqueue) is getattr(queues, "SimpleQueue", None):
             for queue in (inqueue, outqueue):
                 _unrecord_queue(queue)
             # Instance attributes: CPython's worker looks up `inqueue.get` and `outqueue.put`.
@@ -1081,19 +1094,23 @@ def _wrap_pool_join(orig: Any) -> Any:
 # --- installation -------------------------------------------------------------------
 
 
-def install(directory: str, root: bool) -> Recorder:
-    """Patch this interpreter. `root`: this is the traced program's main process."""
-    global _rec, _emit, _emit_at, _line, _cpu_check
-    _cpu_check = os.environ.get(SCHEDSTAT_ENV) == "1"
-    rec = Recorder(directory)
-    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
+def _patch_connection(mp_connection: Any) -> None:
+    global _plain_send_bytes, _plain_recv_bytes, _crc32, _select
+    import select
+    import zlib
 
+    _crc32, _select = zlib.crc32, select
     conn = mp_connection.Connection
+    _plain_send_bytes, _plain_recv_bytes = conn._send_bytes, conn._recv_bytes
     _patch(conn, "_send_bytes", _wrap_send_bytes)
     _patch(conn, "_recv_bytes", _wrap_recv_bytes)
     _patch(mp_connection, "Pipe", _wrap_pipe)
 
+
+def _patch_queues(mp_queues: Any) -> None:
+    global _plain_simple_get, _Empty, _Full
     queue, joinable, simple = mp_queues.Queue, mp_queues.JoinableQueue, mp_queues.SimpleQueue
+    _plain_simple_get, _Empty, _Full = simple.get, mp_queues.Empty, mp_queues.Full
     _patch(queue, "__init__", _constructor(_register_queue, _unrecord_queue))
     _patch(joinable, "__init__", _constructor(_register_queue, _unrecord_queue))
     _patch(simple, "__init__", _constructor(_register_queue, _unrecord_queue))
@@ -1106,8 +1123,10 @@ def install(directory: str, root: bool) -> Recorder:
     _patch(joinable, "task_done", _wrap_task_done)
     _patch(joinable, "join", _wrap_queue_join)
 
+
+def _patch_synchronize(mp_sync: Any) -> None:
     _patch(mp_sync.SemLock, "_make_methods", _wrap_make_methods)
-    mp_sync.SemLock.__enter__ = _semlock_enter  # type: ignore[method-assign]
+    mp_sync.SemLock.__enter__ = _semlock_enter
     for cls in (mp_sync.Lock, mp_sync.RLock, mp_sync.Semaphore, mp_sync.BoundedSemaphore):
         _patch(cls, "__init__", _constructor(_register_lock, _nothing))
     _patch(mp_sync.Event, "__init__", _constructor(_register_event, _nothing))
@@ -1119,24 +1138,16 @@ def install(directory: str, root: bool) -> Recorder:
         _wrap_wait("ewait", lambda e: _sem_key(e._flag), lambda e: e.is_set()),
     )
     _patch(mp_sync.Condition, "wait", _wrap_wait("cwait", lambda c: _sem_key(c._lock), _no))
-    mp_sync.Barrier.wait = _wrap_wait(  # type: ignore[method-assign]
-        "bwait", lambda b: _sem_key(b._cond._lock), _no
-    )(threading.Barrier.wait)
+    mp_sync.Barrier.wait = _wrap_wait("bwait", lambda b: _sem_key(b._cond._lock), _no)(
+        threading.Barrier.wait
+    )
 
-    base = mp_process.BaseProcess
-    _patch(base, "start", _wrap_start)
-    _patch(base, "_bootstrap", _wrap_bootstrap)
-    _patch(base, "join", _wrap_join)
-    _patch(mp_process, "_cleanup", _wrap_cleanup)
+
+def _patch_popen_fork(mp_popen_fork: Any) -> None:
     _patch(mp_popen_fork.Popen, "_send_signal", _wrap_send_signal)
 
-    _patch(threading.Thread, "start", _wrap_thread_start)
-    _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
-    _patch(threading.Thread, "join", _wrap_thread_join)
-    _patch(threading, "_shutdown", _wrap_shutdown)
-    _patch(threading, "excepthook", _wrap_excepthook)
-    setattr(time, "sleep", _sleep)  # noqa: B010 - a typed assignment would not check
 
+def _patch_pool(mp_pool: Any) -> None:
     pool = mp_pool.Pool
     _patch(pool, "__init__", _wrap_pool_init)
     _patch(pool, "_setup_queues", _wrap_setup_queues)
@@ -1157,7 +1168,81 @@ def install(directory: str, root: bool) -> Recorder:
         _wrap_wait("result", lambda r: r.__dict__.get("_procsim_pool", ""), lambda r: r.ready()),
     )
     _patch(mp_pool.IMapIterator, "next", _wrap_imap_next)
-    mp_pool.IMapIterator.__next__ = mp_pool.IMapIterator.next  # type: ignore[method-assign]
+    mp_pool.IMapIterator.__next__ = mp_pool.IMapIterator.next
+
+
+class _PatchOnImport:
+    """First on `sys.meta_path`: patches a module of multiprocessing right
+    after it is first loaded, so a process that never imports it (a spawn
+    child running a plain Process) neither imports nor patches it."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Callable[[Any], None]] = {}
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        patch = self.pending.get(name)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if finder is not self and find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        # A file loader is one object per module; any other kind is left alone
+        # (and the module unprobed) rather than changed for every module it loads.
+        loader = spec.loader
+        if not isinstance(loader, SourceFileLoader | SourcelessFileLoader):
+            return None
+        del self.pending[name]
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module: Any) -> None:
+            exec_module(module)
+            patch(module)
+
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]
+        return spec
+
+
+def _when_imported(name: str, patch: Callable[[Any], None]) -> None:
+    module = sys.modules.get(name)
+    if module is not None:
+        patch(module)
+        return
+    finder = next((f for f in sys.meta_path if isinstance(f, _PatchOnImport)), None)
+    if finder is None:
+        finder = _PatchOnImport()
+        sys.meta_path.insert(0, finder)
+    finder.pending[name] = patch
+
+
+def install(directory: str, root: bool) -> Recorder:
+    """Patch this interpreter. `root`: this is the traced program's main process."""
+    global _rec, _emit, _emit_at, _line, _cpu_check
+    _cpu_check = os.environ.get(SCHEDSTAT_ENV) == "1"
+    rec = Recorder(directory)
+    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
+
+    _when_imported("multiprocessing.connection", _patch_connection)
+    _when_imported("multiprocessing.queues", _patch_queues)
+    _when_imported("multiprocessing.synchronize", _patch_synchronize)
+    _when_imported("multiprocessing.popen_fork", _patch_popen_fork)
+    _when_imported("multiprocessing.pool", _patch_pool)
+
+    base = mp_process.BaseProcess
+    _patch(base, "start", _wrap_start)
+    _patch(base, "_bootstrap", _wrap_bootstrap)
+    _patch(base, "join", _wrap_join)
+    _patch(mp_process, "_cleanup", _wrap_cleanup)
+
+    _patch(threading.Thread, "start", _wrap_thread_start)
+    _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
+    _patch(threading.Thread, "join", _wrap_thread_join)
+    _patch(threading, "_shutdown", _wrap_shutdown)
+    _patch(threading, "excepthook", _wrap_excepthook)
+    setattr(time, "sleep", _sleep)  # noqa: B010 - a typed assignment would not check
 
     _patch(builtins, "print", _wrap_print)
     if root:
