@@ -66,7 +66,7 @@ _pools: list[weakref.ref[Any]] = []
 _counters: dict[str, itertools.count[int]] = {}
 _now = time.monotonic_ns
 _orig_sleep = time.sleep
-# Set when their modules are patched (see install()).
+# Set when their modules are patched (see _patch_connection, _patch_queues).
 _plain_send_bytes: Any = None
 _plain_recv_bytes: Any = None
 _plain_simple_get: Any = None
