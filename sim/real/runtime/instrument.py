@@ -825,16 +825,12 @@ def _wrap_print(orig: Any) -> Any:
     """print() to stdout, recording each complete line (sys.stdout itself is
     left alone). Kept lean: the Pool's result handler prints in callbacks, and
     each extra microsecond there makes CPython's worker handler spin on the
-    results still waiting in the pipe. Its keywords are print's own (None is
-    print's default for each), so no keyword dictionary is built per call."""
+    results still waiting in the pipe. (Keyword parameters instead of
+    **kwargs would cost more: passing them on makes print parse them.)"""
 
-    def print(
-        *args: Any, sep: Any = None, end: Any = None, file: Any = None, flush: bool = False
-    ) -> None:
-        orig(*args, sep=sep, end=end, file=file, flush=flush)
-        if file is not None and file is not sys.stdout:
-            return
-        if len(args) == 1 and sep is None and end is None:
+    def print(*args: Any, **kwargs: Any) -> None:
+        orig(*args, **kwargs)
+        if len(args) == 1 and (not kwargs or kwargs.keys() == {"flush"}):
             kind = args[0].__class__
             if kind is int:  # the common print(i)
                 _line(f"X\t{args[0]}")
@@ -842,13 +838,21 @@ def _wrap_print(orig: Any) -> Any:
             if kind is str and "\n" not in args[0] and not getattr(_tls, "partial", ""):
                 _line("X\t" + escape(args[0]))
                 return
-        text = (" " if sep is None else sep).join(map(str, args)) + ("\n" if end is None else end)
-        lines = (getattr(_tls, "partial", "") + text).split("\n")
-        _tls.partial = lines.pop()
-        for line in lines:
-            _line("X\t" + escape(line))
+        _print_slow(args, kwargs)
 
     return print
+
+
+def _print_slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    file = kwargs.get("file")
+    if file is not None and file is not sys.stdout:
+        return
+    sep, end = kwargs.get("sep"), kwargs.get("end")
+    text = (" " if sep is None else sep).join(map(str, args)) + ("\n" if end is None else end)
+    lines = (getattr(_tls, "partial", "") + text).split("\n")
+    _tls.partial = lines.pop()
+    for line in lines:
+        _line("X\t" + escape(line))
 
 
 # --- pools ------------------------------------------------------------------------

@@ -40,10 +40,6 @@ import threading
 import time
 from collections.abc import Callable
 
-TYPE_CHECKING = False  # `typing` costs every process of a run ~2 ms to import
-if TYPE_CHECKING:
-    from typing import Any
-
 DIR_ENV = "PROCSIM_PROBE_DIR"
 ROOT_ENV = "PROCSIM_PROBE_ROOT"
 RUN_ENV = "PROCSIM_RUN_ID"
@@ -105,17 +101,24 @@ class Recorder:
         self.path = ""
         self._pid = 0  # the process the current file belongs to
         valid: list[bool] = []  # [True] while `line` may write to the current file
-        # The current file: its mapping's write (one C call under the GIL:
-        # records never interleave), the mapping, the lock for growing it.
-        target: list[Any] = [None, None, None]
         os.register_at_fork(after_in_child=valid.clear)
-        self._valid, self._target = valid, target
         local = _thread_prefix
+        # The current file's mapping, its write (one C call under the GIL:
+        # records never interleave) and the lock for growing it; `retarget`
+        # sets them. Closure cells: a list would cost the hot path a lookup.
+        mm: mmap.mmap | None = None
+        write: Callable[[bytes], int] = len
+        grow = threading.Lock()
+
+        def retarget(new: mmap.mmap) -> None:
+            nonlocal mm, write, grow
+            mm, write, grow = new, new.write, threading.Lock()
+            valid.append(True)
 
         def slow(text: str) -> None:
             data = text.encode("utf-8", "backslashreplace")
-            mm: mmap.mmap = target[1]
-            with target[2]:
+            with grow:
+                assert mm is not None
                 while True:
                     try:
                         mm.write(data)
@@ -135,7 +138,7 @@ class Recorder:
                 prefix = local.text = f"\t{_tid()}\t"
             text = f"{t}{prefix}{body}\n"
             try:
-                target[0](text.encode())
+                write(text.encode())
             except (ValueError, UnicodeEncodeError):  # full, or a lone surrogate
                 slow(text)
 
@@ -148,10 +151,11 @@ class Recorder:
                 prefix = local.text = f"\t{_tid()}\t"
             text = f"{_now()}{prefix}{body}\n"
             try:
-                target[0](text.encode())
+                write(text.encode())
             except (ValueError, UnicodeEncodeError):
                 slow(text)
 
+        self._retarget = retarget
         self.line: Callable[[str], None] = line
         self.line_at: Callable[[int, str], None] = line_at
 
@@ -167,10 +171,8 @@ class Recorder:
             mm = mmap.mmap(fd, _INITIAL_SIZE)
         finally:
             os.close(fd)  # the mapping keeps the file
-        target = self._target
-        target[0], target[1], target[2] = mm.write, mm, threading.Lock()
         _thread_prefix.text = f"\t{_tid()}\t"  # after a fork: the forking thread's tid is not ours
-        self._valid.append(True)
+        self._retarget(mm)
 
     def emit(self, kind: str, *fields: object) -> None:
         self.line("\t".join((kind, *map(str, fields))))
