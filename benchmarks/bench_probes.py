@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
+    # The machine may be shared: the load says how far to trust the figures.
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     compile_runtime()
     # Record files where real runs keep them (RAM-backed when there is one).
     with tempfile.TemporaryDirectory(prefix="procsim-bench-", dir=memory_dir()) as tmp:
@@ -160,6 +162,7 @@ def main() -> None:
                 begin=True,
                 preexec=policy.apply,
             )
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

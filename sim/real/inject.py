@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV, RUN_ENV
+from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV, RUN_ENV, SCHEDSTAT_ENV
 
 BOOT_DIR = Path(__file__).resolve().parent / "boot"
 PROCSIM_ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +34,12 @@ def probe_environment(
     run_id: str,
     base: Mapping[str, str] | None = None,
     importable: bool = False,
+    schedstat: bool = False,
 ) -> dict[str, str]:
     """The environment of a run's root process. `importable`: procsim itself
-    must be importable too (the scenario executor is part of it)."""
+    must be importable too (the scenario executor is part of it). `schedstat`:
+    each task reads its /proc schedstat at its end, for the kernel trace's
+    cross-check (a file read per task that is wasted without one)."""
     env = dict(os.environ if base is None else base)
     paths = [str(BOOT_DIR)]
     if importable:
@@ -47,4 +50,6 @@ def probe_environment(
     env[DIR_ENV] = str(probe_dir)
     env[ROOT_ENV] = "1"
     env[RUN_ENV] = run_id
+    if schedstat:
+        env[SCHEDSTAT_ENV] = "1"
     return env

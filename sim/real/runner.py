@@ -34,7 +34,7 @@ import sim
 from sim.program import Scenario
 from sim.real import cleanup
 from sim.real.executor import RunSpec
-from sim.real.inject import new_run_id, probe_environment
+from sim.real.inject import BOOT_DIR, new_run_id, probe_environment
 from sim.real.kernel_trace import KernelRecorder, KernelTraceUnavailable
 from sim.real.merge import RunFacts, merge
 from sim.real.policy import RT_BASE_PRIORITY, PolicyPlan, plan
@@ -137,11 +137,13 @@ def trace_program(
 
 
 def compile_runtime() -> None:
-    """Byte-compile the probe runtime, so that every process of a run loads it
-    from its cache instead of compiling it (PYTHONDONTWRITEBYTECODE would
-    otherwise make each of them pay ~25 ms). A read-only install keeps the cost."""
+    """Byte-compile the probe runtime and its boot `sitecustomize`, so that every
+    process of a run loads them from their cache instead of compiling them
+    (PYTHONDONTWRITEBYTECODE would otherwise make each of them pay ~25 ms).
+    A read-only install keeps the cost."""
     with contextlib.suppress(OSError):
-        compileall.compile_dir(str(RUNTIME_DIR), quiet=2)
+        for directory in (RUNTIME_DIR, BOOT_DIR):
+            compileall.compile_dir(str(directory), quiet=2)
 
 
 def _start_kernel(mode: KernelMode, work: Path) -> tuple[KernelRecorder | None, str]:
@@ -250,8 +252,8 @@ def _run_with_probes(
     executor: bool,
 ) -> RealResult:
     run_id = new_run_id()
-    env = probe_environment(probe_dir, run_id, importable=executor)
     recorder, kernel_status = _start_kernel(mode, work)
+    env = probe_environment(probe_dir, run_id, importable=executor, schedstat=recorder is not None)
     stop = threading.Event()
     proc: subprocess.Popen[bytes] | None = None
     outcome: _Outcome | None = None

@@ -29,32 +29,35 @@ from __future__ import annotations
 import atexit
 import builtins
 import itertools
-import linecache
 import multiprocessing
-import multiprocessing.connection as mp_connection
-import multiprocessing.pool as mp_pool
-import multiprocessing.popen_fork as mp_popen_fork
 import multiprocessing.process as mp_process
-import multiprocessing.queues as mp_queues
-import multiprocessing.synchronize as mp_sync
 import os
-import platform
-import re
-import select
 import stat
 import sys
 import threading
 import time
 import types
 import weakref
-import zlib
 from collections.abc import Callable
-from queue import Empty, Full
-from typing import Any
+from importlib.machinery import SourceFileLoader, SourcelessFileLoader
+from multiprocessing.reduction import ForkingPickler
 
-from .recorder import Recorder, escape
+from .recorder import SCHEDSTAT_ENV, Recorder, escape
+
+# Every process of a run imports this module at start-up (a spawn child too,
+# whose bare start-up is ~40 ms): `typing`, `linecache` and `re` (for guessing
+# names) cost milliseconds there, so `typing` is left to the type checker and
+# the others are imported when a name is first guessed; multiprocessing's
+# connection, queues, synchronize, popen_fork and pool modules (with zlib,
+# select, queue, tempfile, ...) are patched when the program imports them
+# (see `_when_imported`), not imported for it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from typing import Any
 
 _rec: Recorder | None = None
+_cpu_check = False  # record /proc schedstat at each task's end (see _schedstat)
 _emit: Callable[..., None] = lambda *_a: None  # noqa: E731 - replaced by install()
 _emit_at: Callable[..., None] = lambda *_a: None  # noqa: E731
 _line: Callable[[str], None] = lambda _body: None  # noqa: E731
@@ -63,14 +66,20 @@ _pools: list[weakref.ref[Any]] = []
 _counters: dict[str, itertools.count[int]] = {}
 _now = time.monotonic_ns
 _orig_sleep = time.sleep
-_plain_send_bytes = vars(mp_connection.Connection)["_send_bytes"]
-_plain_recv_bytes = vars(mp_connection.Connection)["_recv_bytes"]
-_plain_simple_get = mp_queues.SimpleQueue.get
+# Set when their modules are patched (see _patch_connection, _patch_queues).
+_plain_send_bytes: Any = None
+_plain_recv_bytes: Any = None
+_plain_simple_get: Any = None
+_crc32: Callable[[Any], int] = lambda _b: 0  # noqa: E731 - zlib.crc32
+_select: Any = None  # the select module
+_Empty: type[Exception] = Exception  # queue.Empty and queue.Full
+_Full: type[Exception] = Exception
 
 _MP_DIR = os.path.dirname(multiprocessing.__file__) + os.sep
 _RT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_ASSIGN = re.compile(r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
-_WITH_AS = re.compile(r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]")
+_ASSIGN = r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)"
+_WITH_AS = r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]"
+_patterns: list[re.Pattern[str]] = []  # _ASSIGN and _WITH_AS, once compiled
 PIPE_BUF = 4096
 _HANDLERS = ("_handle_workers", "_handle_tasks", "_handle_results")
 
@@ -118,13 +127,19 @@ def _guess_names(count: int, obj: object = None) -> list[str]:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return []
+    import linecache
+    import re
+
+    if not _patterns:
+        _patterns[:] = [re.compile(_ASSIGN), re.compile(_WITH_AS)]
+    assign, with_as = _patterns
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-    match = _ASSIGN.match(line)
+    match = assign.match(line)
     if match:
         targets = [t.strip().rsplit(".", 1)[-1] for t in match.group(1).split(",")]
         if len(targets) == count:
             return targets
-    match = _WITH_AS.match(line)
+    match = with_as.match(line)
     if match and count == 1:
         return [match.group(1)]
     return []
@@ -202,19 +217,24 @@ def _find_pool(match: Callable[[Any], bool]) -> Any:
 def name_object(obj: Any, name: str) -> None:
     """The program's own name for an object (used by the scenario executor)."""
     parts: Any = obj  # the private attributes below are not in the stubs
-    if isinstance(obj, mp_connection.Connection):
+    # An object of a module the program never imported cannot be one of its classes.
+    conn, queues, pool, sync = (
+        sys.modules.get(f"multiprocessing.{name}", types)
+        for name in ("connection", "queues", "pool", "synchronize")
+    )
+    if isinstance(obj, getattr(conn, "Connection", ())):
         key = _conn_key(obj)
-    elif isinstance(obj, mp_queues.Queue | mp_queues.SimpleQueue):
+    elif isinstance(obj, (getattr(queues, "Queue", ()), getattr(queues, "SimpleQueue", ()))):
         key = _queue_key(obj)
-    elif isinstance(obj, mp_pool.Pool):
+    elif isinstance(obj, getattr(pool, "Pool", ())):
         key = _pool_key(obj)
-    elif isinstance(obj, mp_sync.Event):
+    elif isinstance(obj, getattr(sync, "Event", ())):
         key = _sem_key(parts._flag)
-    elif isinstance(obj, mp_sync.Condition):
+    elif isinstance(obj, getattr(sync, "Condition", ())):
         key = _sem_key(parts._lock)
-    elif isinstance(obj, mp_sync.Barrier):
+    elif isinstance(obj, getattr(sync, "Barrier", ())):
         key = _sem_key(parts._cond._lock)
-    elif isinstance(obj, mp_sync.SemLock):
+    elif isinstance(obj, getattr(sync, "SemLock", ())):
         key = _sem_key(obj)
     else:
         return
@@ -268,8 +288,8 @@ def _ready(conn: Any, write: bool) -> bool:
     poller = attrs.get(name)
     try:
         if poller is None:
-            poller = attrs[name] = select.poll()
-            poller.register(conn._handle, select.POLLOUT if write else select.POLLIN)
+            poller = attrs[name] = _select.poll()
+            poller.register(conn._handle, _select.POLLOUT if write else _select.POLLIN)
         return bool(poller.poll(0))
     except (OSError, ValueError, TypeError):
         return True  # a closed connection: the call itself will say so
@@ -284,7 +304,7 @@ def _wrap_send_bytes(orig: Any) -> Any:
         if not key:
             return orig(self, buf)  # type: ignore[no-any-return]
         size = len(buf)
-        _line(f"M\tw\t{key}\t{zlib.crc32(buf)}\t{size}")
+        _line(f"M\tw\t{key}\t{_crc32(buf)}\t{size}")
         # A pipe end's send can block; a queue's writes happen in its feeder.
         if attrs.get("_procsim_role", "e") == "e" and (size > PIPE_BUF or not _ready(self, True)):
             recorded = begin("send", key)
@@ -315,7 +335,7 @@ def _wrap_recv_bytes(orig: Any) -> Any:
             buf = orig(self, maxsize)
         if buf is not None:
             with buf.getbuffer() as view:
-                _line(f"M\tr\t{key}\t{zlib.crc32(view)}\t{view.nbytes}")
+                _line(f"M\tr\t{key}\t{_crc32(view)}\t{view.nbytes}")
         return buf
 
     return _recv_bytes
@@ -346,11 +366,16 @@ def _queue_roles(queue: Any) -> None:
     queue._writer.__dict__["_procsim_role"] = "q"
 
 
+def _queues() -> Any:
+    """multiprocessing.queues, loaded (and patched) once the program has a queue."""
+    return sys.modules["multiprocessing.queues"]
+
+
 def _register_queue(queue: Any) -> None:
     _queue_roles(queue)
     rlock = _sem_key(queue._rlock)
     wlock = _sem_key(queue._wlock) if queue._wlock is not None else ""
-    joinable = int(isinstance(queue, mp_queues.JoinableQueue))
+    joinable = int(isinstance(queue, _queues().JoinableQueue))
     maxsize = getattr(queue, "_maxsize", 0)
     _emit(
         "O", "queue", _queue_key(queue), _conn_key(queue._writer), escape(_name("queue", queue)),
@@ -361,7 +386,7 @@ def _register_queue(queue: Any) -> None:
 def _unrecord_queue(queue: Any) -> None:
     _unrecorded(queue._reader, queue._writer)
     queue.__dict__["_procsim_q"] = ""
-    if isinstance(queue, mp_queues.SimpleQueue):
+    if isinstance(queue, _queues().SimpleQueue):
         queue.__dict__["get"] = types.MethodType(_plain_simple_get, queue)
 
 
@@ -398,7 +423,7 @@ def _wrap_put(orig: Any) -> Any:
         if block:
             try:
                 orig(self, obj, False)
-            except Full:
+            except _Full:
                 recorded = begin("put", _queue_key(self), timeout is not None)
                 try:
                     orig(self, obj, True, timeout)
@@ -418,7 +443,7 @@ def _wrap_get(orig: Any) -> Any:
         if block:
             try:
                 return orig(self, False)
-            except Empty:
+            except _Empty:
                 pass
             recorded = begin("get", _queue_key(self), timeout is not None)
             try:
@@ -547,19 +572,25 @@ def _wrap_wait(what: str, key_of: Callable[[Any], str], done: Callable[[Any], bo
 def _wrap_start(orig: Any) -> Any:
     def start(self: Any) -> None:
         t = _now()
+        # Formatted before the fork: after it, each page the parent first
+        # writes costs a copy-on-write fault while the child lives.
+        fields = f"{escape(self.name)}\t{1 if self.daemon else 0}\t"
         orig(self)
-        method = getattr(self._popen, "method", "")
-        _emit_at(t, "S", self.pid, escape(self.name), int(bool(self.daemon)), method)
+        assert _rec is not None
+        _rec.line_at(t, f"S\t{self.pid}\t{fields}{getattr(self._popen, 'method', '')}")
 
     return start
 
 
 def _wrap_bootstrap(orig: Any) -> Any:
     def _bootstrap(self: Any, parent_sentinel: Any = None) -> int:
-        _reset_thread_state()
+        # A fork child's first Python code after the fork: each page it first
+        # writes costs it a copy-on-write fault, so this calls as little as it can.
+        _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
         assert _rec is not None
         _rec.activate()
-        _emit("P", os.getpid(), os.getppid(), "child", escape(self.name), int(bool(self.daemon)))
+        daemon = 1 if self.daemon else 0
+        _line(f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}")
         cause = ["exception"]
         run = self.run
 
@@ -576,7 +607,7 @@ def _wrap_bootstrap(orig: Any) -> Any:
 
         self.run = run_probe
         code: int = orig(self, parent_sentinel)
-        _emit("Z", code, cause[0])
+        _line(f"Z\t{code}\t{cause[0]}")
         _schedstat()
         return code
 
@@ -672,7 +703,7 @@ def _handler_role(thread: Any) -> tuple[str, str]:
         writer = getattr(args[2], "__self__", None)
         key = _conn_key(writer)[:-1] + "r" if writer is not None else ""
         return "feeder", key
-    if name in _HANDLERS and getattr(target, "__module__", "") == mp_pool.__name__:
+    if name in _HANDLERS and getattr(target, "__module__", "") == "multiprocessing.pool":
         if name == "_handle_results":
             pool = _find_pool(lambda p: p.__dict__.get("_cache") is args[2])
         else:
@@ -730,13 +761,13 @@ def _wrap_thread_join(orig: Any) -> Any:
 
 def _wrap_shutdown(orig: Any) -> Any:
     def _shutdown() -> None:
-        mark("code_end")
         # CPython waits for each non-daemon thread here; join them first so the
         # wait is recorded as `join <thread>`.
-        main = threading.main_thread()
-        for thread in threading.enumerate():
-            if thread is not main and not thread.daemon and thread.is_alive():
-                thread.join()
+        if threading.active_count() > 1:  # cheaper than enumerate() for the usual lone thread
+            main = threading.main_thread()
+            for thread in threading.enumerate():
+                if thread is not main and not thread.daemon and thread.is_alive():
+                    thread.join()
         orig()
 
     return _shutdown
@@ -761,12 +792,20 @@ def _wrap_sys_excepthook(orig: Any) -> Any:
 
 
 def _schedstat() -> None:
+    """The CPU time the kernel counted for this thread, when a kernel trace
+    will be checked against it. os.open/os.read: open() would build a text
+    stream around three more system calls."""
+    if not _cpu_check:
+        return
     try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
-            cpu, wait, _slices = f.read().split()
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        try:
+            cpu, wait, _slices = os.read(fd, 100).split()
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         return
-    _emit("C", cpu, wait)
+    _line(f"C\t{int(cpu)}\t{int(wait)}")
 
 
 # --- sleep and stdout ---------------------------------------------------------
@@ -786,7 +825,8 @@ def _wrap_print(orig: Any) -> Any:
     """print() to stdout, recording each complete line (sys.stdout itself is
     left alone). Kept lean: the Pool's result handler prints in callbacks, and
     each extra microsecond there makes CPython's worker handler spin on the
-    results still waiting in the pipe."""
+    results still waiting in the pipe. (Keyword parameters instead of
+    **kwargs would cost more: passing them on makes print parse them.)"""
 
     def print(*args: Any, **kwargs: Any) -> None:
         orig(*args, **kwargs)
@@ -880,52 +920,90 @@ def _wrap_repopulate(orig: Any) -> Any:
     return staticmethod(_repopulate_pool_static)
 
 
-class _WorkerIn:
-    """A worker's task queue: records each job's start. The worker's waits
-    for work are not recorded (one per task); between jobs it waits for one."""
+def _job_get(queue: Any) -> Callable[[], Any]:
+    """A worker's `get` of its next task: SimpleQueue.get (CPython 3.11-3.13)
+    with the lock taken in C, recording each job's start. The worker's waits
+    for work are not recorded (one per task); between jobs it waits for one.
+    The record costs less than the frames this saves."""
+    line = _line
+    rlock, recv_bytes = queue._rlock._semlock, queue._reader.recv_bytes
+    loads = ForkingPickler.loads
 
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue
-
-    def get(self) -> Any:
-        task = self._queue.get()
+    def get() -> Any:
+        with rlock:
+            data = recv_bytes()
+        task = loads(data)
         if task is not None:
-            _line(f"J\tstart\t\t{task[0]}\t{task[1]}\t")
+            line(f"J\tstart\t\t{task[0]}\t{task[1]}\t")
         return task
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
+    return get
 
 
-class _WorkerOut:
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue
+def _job_put(queue: Any) -> Callable[[Any], None]:
+    """A worker's `put` of a result: SimpleQueue.put (CPython 3.11-3.13),
+    recording the job's finish (or error) first. Its write lock is probed as
+    `_wrap_make_methods` probes locks: a wait is recorded only when it is taken."""
+    line = _line
+    wlock, send_bytes = queue._wlock._semlock, queue._writer.send_bytes
+    dumps, key = ForkingPickler.dumps, _sem_key(queue._wlock)
 
-    def put(self, item: Any) -> None:
+    def put(item: Any) -> None:
         job, index, (ok, _value) = item
-        _line(f"J\t{'finish' if ok else 'error'}\t\t{job}\t{index}\t")
-        self._queue.put(item)
+        line(f"J\t{'finish' if ok else 'error'}\t\t{job}\t{index}\t")
+        data = dumps(item)
+        if not wlock.acquire(False):
+            recorded = begin("acquire", key)
+            try:
+                wlock.acquire()
+            finally:
+                end(recorded)
+        try:
+            send_bytes(data)
+        finally:
+            wlock.release()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
+    return put
 
 
 def _make_worker(orig: Any) -> Any:
     def worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> None:
-        for queue in (inqueue, outqueue):
-            if hasattr(queue, "_reader"):
+        # A ThreadPool's workers (threads, with queue.SimpleQueue) are not traced.
+        queues = sys.modules.get("multiprocessing.queues")  # a ThreadPool may not have it
+        if type(inqueue) is type(outqueue) is getattr(queues, "SimpleQueue", None):
+            for queue in (inqueue, outqueue):
                 _unrecord_queue(queue)
-        if hasattr(inqueue, "_rlock"):
-            # Idle workers queue on this lock for the next task: that wait is
-            # inferred from the job records, so the lock needs no probe.
-            inqueue._rlock.acquire = inqueue._rlock._semlock.acquire
-        orig(_WorkerIn(inqueue), _WorkerOut(outqueue), *args, **kwargs)
+            # Instance attributes: CPython's worker looks up `inqueue.get` and `outqueue.put`.
+            inqueue.__dict__["get"] = _job_get(inqueue)
+            outqueue.__dict__["put"] = _job_put(outqueue)
+        orig(inqueue, outqueue, *args, **kwargs)
 
     # Pickled by reference (spawn): it must be found as multiprocessing.pool.worker.
     worker.__module__ = orig.__module__
     worker.__qualname__ = orig.__qualname__
     worker.__name__ = orig.__name__
     return worker
+
+
+def _wrap_apply_async(orig: Any) -> Any:
+    """`apply_async` with its own signature: called once per task, it is kept
+    to one call and one record (see `_wrap_print`)."""
+
+    def apply_async(
+        self: Any,
+        func: Any,
+        args: Any = (),
+        kwds: Any = {},  # noqa: B006 - CPython's own default, passed through unchanged
+        callback: Any = None,
+        error_callback: Any = None,
+    ) -> Any:
+        result = orig(self, func, args, kwds, callback, error_callback)
+        key = self.__dict__.get("_procsim_key", "")
+        result.__dict__["_procsim_pool"] = key
+        _line(f"J\tsubmit\t{key}\t{result._job}\t\tapply")
+        return result
+
+    return apply_async
 
 
 def _wrap_submit(kind: str) -> Any:
@@ -1020,25 +1098,23 @@ def _wrap_pool_join(orig: Any) -> Any:
 # --- installation -------------------------------------------------------------------
 
 
-def _after_fork_in_child() -> None:
-    if _rec is not None:
-        _rec.forget_after_fork()
-    _reset_thread_state()
+def _patch_connection(mp_connection: Any) -> None:
+    global _plain_send_bytes, _plain_recv_bytes, _crc32, _select
+    import select
+    import zlib
 
-
-def install(directory: str, root: bool) -> Recorder:
-    """Patch this interpreter. `root`: this is the traced program's main process."""
-    global _rec, _emit, _emit_at, _line
-    rec = Recorder(directory)
-    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
+    _crc32, _select = zlib.crc32, select
     conn = mp_connection.Connection
+    _plain_send_bytes, _plain_recv_bytes = conn._send_bytes, conn._recv_bytes
     _patch(conn, "_send_bytes", _wrap_send_bytes)
     _patch(conn, "_recv_bytes", _wrap_recv_bytes)
     _patch(mp_connection, "Pipe", _wrap_pipe)
 
+
+def _patch_queues(mp_queues: Any) -> None:
+    global _plain_simple_get, _Empty, _Full
     queue, joinable, simple = mp_queues.Queue, mp_queues.JoinableQueue, mp_queues.SimpleQueue
+    _plain_simple_get, _Empty, _Full = simple.get, mp_queues.Empty, mp_queues.Full
     _patch(queue, "__init__", _constructor(_register_queue, _unrecord_queue))
     _patch(joinable, "__init__", _constructor(_register_queue, _unrecord_queue))
     _patch(simple, "__init__", _constructor(_register_queue, _unrecord_queue))
@@ -1051,8 +1127,10 @@ def install(directory: str, root: bool) -> Recorder:
     _patch(joinable, "task_done", _wrap_task_done)
     _patch(joinable, "join", _wrap_queue_join)
 
+
+def _patch_synchronize(mp_sync: Any) -> None:
     _patch(mp_sync.SemLock, "_make_methods", _wrap_make_methods)
-    mp_sync.SemLock.__enter__ = _semlock_enter  # type: ignore[method-assign]
+    mp_sync.SemLock.__enter__ = _semlock_enter
     for cls in (mp_sync.Lock, mp_sync.RLock, mp_sync.Semaphore, mp_sync.BoundedSemaphore):
         _patch(cls, "__init__", _constructor(_register_lock, _nothing))
     _patch(mp_sync.Event, "__init__", _constructor(_register_event, _nothing))
@@ -1064,31 +1142,23 @@ def install(directory: str, root: bool) -> Recorder:
         _wrap_wait("ewait", lambda e: _sem_key(e._flag), lambda e: e.is_set()),
     )
     _patch(mp_sync.Condition, "wait", _wrap_wait("cwait", lambda c: _sem_key(c._lock), _no))
-    mp_sync.Barrier.wait = _wrap_wait(  # type: ignore[method-assign]
-        "bwait", lambda b: _sem_key(b._cond._lock), _no
-    )(threading.Barrier.wait)
+    mp_sync.Barrier.wait = _wrap_wait("bwait", lambda b: _sem_key(b._cond._lock), _no)(
+        threading.Barrier.wait
+    )
 
-    base = mp_process.BaseProcess
-    _patch(base, "start", _wrap_start)
-    _patch(base, "_bootstrap", _wrap_bootstrap)
-    _patch(base, "join", _wrap_join)
-    _patch(mp_process, "_cleanup", _wrap_cleanup)
+
+def _patch_popen_fork(mp_popen_fork: Any) -> None:
     _patch(mp_popen_fork.Popen, "_send_signal", _wrap_send_signal)
 
-    _patch(threading.Thread, "start", _wrap_thread_start)
-    _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
-    _patch(threading.Thread, "join", _wrap_thread_join)
-    _patch(threading, "_shutdown", _wrap_shutdown)
-    _patch(threading, "excepthook", _wrap_excepthook)
-    setattr(time, "sleep", _sleep)  # noqa: B010 - a typed assignment would not check
 
+def _patch_pool(mp_pool: Any) -> None:
     pool = mp_pool.Pool
     _patch(pool, "__init__", _wrap_pool_init)
     _patch(pool, "_setup_queues", _wrap_setup_queues)
     wrapped = _wrap_repopulate(pool.__dict__["_repopulate_pool_static"].__func__)
     setattr(pool, "_repopulate_pool_static", wrapped)  # noqa: B010 - a staticmethod
     _patch(mp_pool, "worker", _make_worker)
-    _patch(pool, "apply_async", _wrap_submit("apply"))
+    _patch(pool, "apply_async", _wrap_apply_async)
     _patch(pool, "_map_async", _wrap_submit("map"))
     _patch(pool, "imap", _wrap_submit("map"))
     _patch(pool, "imap_unordered", _wrap_submit("map"))
@@ -1102,21 +1172,91 @@ def install(directory: str, root: bool) -> Recorder:
         _wrap_wait("result", lambda r: r.__dict__.get("_procsim_pool", ""), lambda r: r.ready()),
     )
     _patch(mp_pool.IMapIterator, "next", _wrap_imap_next)
-    mp_pool.IMapIterator.__next__ = mp_pool.IMapIterator.next  # type: ignore[method-assign]
+    mp_pool.IMapIterator.__next__ = mp_pool.IMapIterator.next
+
+
+class _PatchOnImport:
+    """First on `sys.meta_path`: patches a module of multiprocessing right
+    after it is first loaded, so a process that never imports it (a spawn
+    child running a plain Process) neither imports nor patches it."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Callable[[Any], None]] = {}
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        patch = self.pending.get(name)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if finder is not self and find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        # A file loader is one object per module; any other kind is left alone
+        # (and the module unprobed) rather than changed for every module it loads.
+        loader = spec.loader
+        if not isinstance(loader, SourceFileLoader | SourcelessFileLoader):
+            return None
+        del self.pending[name]
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module: Any) -> None:
+            exec_module(module)
+            patch(module)
+
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]
+        return spec
+
+
+def _when_imported(name: str, patch: Callable[[Any], None]) -> None:
+    module = sys.modules.get(name)
+    if module is not None:
+        patch(module)
+        return
+    finder = next((f for f in sys.meta_path if isinstance(f, _PatchOnImport)), None)
+    if finder is None:
+        finder = _PatchOnImport()
+        sys.meta_path.insert(0, finder)
+    finder.pending[name] = patch
+
+
+def install(directory: str, root: bool) -> Recorder:
+    """Patch this interpreter. `root`: this is the traced program's main process."""
+    global _rec, _emit, _emit_at, _line, _cpu_check
+    _cpu_check = os.environ.get(SCHEDSTAT_ENV) == "1"
+    rec = Recorder(directory)
+    _rec, _emit, _emit_at, _line = rec, rec.emit, rec.emit_at, rec.line
+
+    _when_imported("multiprocessing.connection", _patch_connection)
+    _when_imported("multiprocessing.queues", _patch_queues)
+    _when_imported("multiprocessing.synchronize", _patch_synchronize)
+    _when_imported("multiprocessing.popen_fork", _patch_popen_fork)
+    _when_imported("multiprocessing.pool", _patch_pool)
+
+    base = mp_process.BaseProcess
+    _patch(base, "start", _wrap_start)
+    _patch(base, "_bootstrap", _wrap_bootstrap)
+    _patch(base, "join", _wrap_join)
+    _patch(mp_process, "_cleanup", _wrap_cleanup)
+
+    _patch(threading.Thread, "start", _wrap_thread_start)
+    _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
+    _patch(threading.Thread, "join", _wrap_thread_join)
+    _patch(threading, "_shutdown", _wrap_shutdown)
+    _patch(threading, "excepthook", _wrap_excepthook)
+    setattr(time, "sleep", _sleep)  # noqa: B010 - a typed assignment would not check
 
     _patch(builtins, "print", _wrap_print)
     if root:
         rec.activate()
         _emit("P", os.getpid(), os.getppid(), "root", "main", 0)
-        _emit("H", "python", platform.python_version())
+        _emit("H", "python", sys.version.split()[0])  # as platform.python_version()
         _patch(sys, "excepthook", _wrap_sys_excepthook)
-        # Registered after multiprocessing's exit function, so it runs before it.
-        atexit.register(_root_exit)  # CPU time near the end, for the kernel trace's check
+        if _cpu_check:  # registered after multiprocessing's exit function: runs before it
+            atexit.register(_schedstat)
     return rec
-
-
-def _root_exit() -> None:
-    _schedstat()
 
 
 def _no(_obj: Any) -> bool:

@@ -12,7 +12,7 @@ file is zero bytes; readers stop at the first NUL.
 
 Record kinds (fields after the kind):
   P pid ppid role name daemon    this process begins (role: root or child)
-  H mark                         a milestone: main_begin, code_end
+  H mark [value]                 a milestone: python VERSION (the root), main_begin (executor)
   S pid name daemon method       this task started a child process (t: the start() call)
   W pool pid index               that child is worker `index` of pool `pool`
   U tid name daemon              this task started a thread (t: the start() call)
@@ -38,10 +38,12 @@ import mmap
 import os
 import threading
 import time
+from collections.abc import Callable
 
 DIR_ENV = "PROCSIM_PROBE_DIR"
 ROOT_ENV = "PROCSIM_PROBE_ROOT"
 RUN_ENV = "PROCSIM_RUN_ID"
+SCHEDSTAT_ENV = "PROCSIM_PROBE_SCHEDSTAT"  # "1": record C (only the kernel trace's check reads it)
 SUFFIX = ".rec"
 _INITIAL_SIZE = 1 << 20
 
@@ -80,80 +82,100 @@ class Recorder:
     """The record file of the current process.
 
     Inactive until `activate()`: a process that never runs a task of the
-    program (the resource tracker, the forkserver) leaves no file. After a
-    fork the child starts inactive again; multiprocessing's bootstrap of the
+    program (the resource tracker, the forkserver) leaves no file. A forked
+    child inherits the recorder disabled; multiprocessing's bootstrap of the
     child activates it with a file of its own.
+
+    `line` is the hot path (records written per message or pool job): one
+    clock read, one f-string, one encode and one C call. Its closures are made
+    once and shared by every forked descendant; activating swaps the file they
+    write to. Each page a fork child first writes costs it a copy-on-write
+    fault (~3-5 µs here), so the child's share of the work is kept small: at
+    the fork itself one C call (`valid.clear`, which disables the inherited
+    writer so the child never writes into its parent's file); at activation a
+    file and a few stores.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self._mm: mmap.mmap | None = None
-        self._grow = threading.Lock()
         self.path = ""
+        self._pid = 0  # the process the current file belongs to
+        valid: list[bool] = []  # [True] while `line` may write to the current file
+        os.register_at_fork(after_in_child=valid.clear)
+        local = _thread_prefix
+        # The current file's mapping, its write (one C call under the GIL:
+        # records never interleave) and the lock for growing it; `retarget`
+        # sets them. Closure cells: a list would cost the hot path a lookup.
+        mm: mmap.mmap | None = None
+        write: Callable[[bytes], int] = len
+        grow = threading.Lock()
 
-    @property
-    def active(self) -> bool:
-        return self._mm is not None
+        def retarget(new: mmap.mmap) -> None:
+            nonlocal mm, write, grow
+            mm, write, grow = new, new.write, threading.Lock()
+            valid.append(True)
+
+        def slow(text: str) -> None:
+            data = text.encode("utf-8", "backslashreplace")
+            with grow:
+                assert mm is not None
+                while True:
+                    try:
+                        mm.write(data)
+                        return
+                    except ValueError:  # full: double the file (others may write meanwhile)
+                        size = len(mm)
+                        while size - mm.tell() < len(data):
+                            size *= 2
+                        mm.resize(size)
+
+        def line_at(t: int, body: str) -> None:
+            if not valid:
+                return
+            try:
+                prefix = local.text
+            except AttributeError:  # gettid() is a system call: once per thread
+                prefix = local.text = f"\t{_tid()}\t"
+            text = f"{t}{prefix}{body}\n"
+            try:
+                write(text.encode())
+            except (ValueError, UnicodeEncodeError):  # full, or a lone surrogate
+                slow(text)
+
+        def line(body: str) -> None:  # line_at(_now(), body), inlined: the hot path
+            if not valid:
+                return
+            try:
+                prefix = local.text
+            except AttributeError:
+                prefix = local.text = f"\t{_tid()}\t"
+            text = f"{_now()}{prefix}{body}\n"
+            try:
+                write(text.encode())
+            except (ValueError, UnicodeEncodeError):
+                slow(text)
+
+        self._retarget = retarget
+        self.line: Callable[[str], None] = line
+        self.line_at: Callable[[int, str], None] = line_at
 
     def activate(self) -> None:
-        if self._mm is not None:
+        pid = os.getpid()
+        if self._pid == pid:
             return
-        self.path = os.path.join(self.directory, f"{os.getpid()}-{_now()}{SUFFIX}")
+        self._pid = pid
+        self.path = f"{self.directory}/{pid}-{_now()}{SUFFIX}"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, _INITIAL_SIZE)
-            self._mm = mmap.mmap(fd, _INITIAL_SIZE)
+            mm = mmap.mmap(fd, _INITIAL_SIZE)
         finally:
             os.close(fd)  # the mapping keeps the file
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's mapping without writing to it."""
-        mm, self._mm = self._mm, None
-        self._grow = threading.Lock()
-        _thread_prefix.__dict__.clear()  # the forking thread's tid is not ours
-        if mm is not None:
-            mm.close()
+        _thread_prefix.text = f"\t{_tid()}\t"  # after a fork: the forking thread's tid is not ours
+        self._retarget(mm)
 
     def emit(self, kind: str, *fields: object) -> None:
-        self.emit_at(_now(), kind, *fields)
+        self.line("\t".join((kind, *map(str, fields))))
 
     def emit_at(self, t: int, kind: str, *fields: object) -> None:
-        body = "\t".join((kind, *map(str, fields)))
-        self._write(f"{t}\t{_tid()}\t{body}\n")
-
-    def line(self, body: str) -> None:
-        """A record from its kind and fields already joined by tabs: the fast
-        path for the records written once per message or job."""
-        mm = self._mm
-        if mm is None:
-            return
-        try:
-            prefix = _thread_prefix.text
-        except AttributeError:  # gettid() is a system call: once per thread
-            prefix = _thread_prefix.text = f"\t{_tid()}\t"
-        data = f"{_now()}{prefix}{body}\n".encode("utf-8", "backslashreplace")
-        try:
-            mm.write(data)
-        except ValueError:
-            self._enlarge(mm, len(data))
-            mm.write(data)
-
-    def _write(self, text: str) -> None:
-        mm = self._mm
-        if mm is None:
-            return
-        data = text.encode("utf-8", "backslashreplace")
-        try:
-            mm.write(data)  # one C call under the GIL: records never interleave
-        except ValueError:  # full: double the file and retry
-            self._enlarge(mm, len(data))
-            mm.write(data)
-
-    def _enlarge(self, mm: mmap.mmap, need: int) -> None:
-        with self._grow:
-            if len(mm) - mm.tell() >= need:
-                return
-            size = len(mm)
-            while size - mm.tell() < need:
-                size *= 2
-            mm.resize(size)
+        self.line_at(t, "\t".join((kind, *map(str, fields))))
