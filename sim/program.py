@@ -491,6 +491,9 @@ class Costs:
         default_factory=lambda: {"fork": 800_000, "spawn": 5_000_000, "forkserver": 800_000}
     )
     start_call_ns: int = 600_000
+    # What the first start() in a process costs more: it imports the start
+    # method's Popen module (a child forked afterwards inherits the import).
+    first_start_ns: int = 700_000
     # Queue: CPU time of put()/get() in the caller; the feeder's pipe write, and the
     # pickling/copy cost per byte of a message.
     queue_put_ns: int = 5_000

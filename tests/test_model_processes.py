@@ -23,13 +23,14 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
         if isinstance(op, Sleep)
     }
     # The main code: two start() calls, a thread start and a print.
-    code_done = 2 * costs.start_call_ns
+    code_done = 2 * costs.start_call_ns + costs.first_start_ns  # the first imports Popen
     # The helper thread waits for a CPU: main frees one for the child's start-up
     # (ready first) and the other is the daemon's until its own start-up ends.
-    assert costs.start_call_ns + start_up > code_done
-    thread_done = costs.start_call_ns + start_up + sleeps["thread_work"]
+    daemon_up = costs.start_call_ns + costs.first_start_ns + start_up
+    assert daemon_up > code_done
+    thread_done = daemon_up + sleeps["thread_work"]
     # The child runs its start-up on the CPU main frees, sleeps, then exits.
-    child_done = 2 * costs.start_call_ns + start_up + sleeps["child_work"] + exit_
+    child_done = code_done + start_up + sleeps["child_work"] + exit_
     assert [(o.t, o.text) for o in run.outputs("main")] == [(code_done, "main code done")]
     assert run.sequence("main") == [
         (0, "ready", None),
@@ -133,7 +134,7 @@ machine:
   start_method: {method}
   start_cost: {{{method}: 7ms}}
   exit_cost: {{{method}: 3ms}}
-  costs: {{start_call: 1ms}}
+  costs: {{start_call: 1ms, first_start: 0ns}}
 functions:
   work: [{{compute: 2ms}}, {{print: target done}}]
 main:
@@ -158,7 +159,7 @@ def test_a_started_child_sleeps_until_its_arrival_time() -> None:
     run = run_text("""
 name: arrival
 machine: {cpus: 1, context_switch: 0ns, start_cost: {fork: 1ms}, exit_cost: {fork: 0ns},
-          costs: {start_call: 0ns}}
+          costs: {start_call: 0ns, first_start: 0ns}}
 functions:
   work: [{compute: 2ms}]
 main:

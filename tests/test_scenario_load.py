@@ -99,6 +99,7 @@ machine:
   exit_cost: {fork: 2ms}
   costs:
     start_call: 1ms
+    first_start: 2ms
     queue_put: 1us
     queue_get: 2us
     feeder_latency: 3us
@@ -136,6 +137,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             start_cpu_ns=start_cpu,
             exit_cpu_ns=exit_cpu,
             start_call_ns=1 * MS,
+            first_start_ns=2 * MS,
             queue_put_ns=1 * US,
             queue_get_ns=2 * US,
             feeder_latency_ns=3 * US,

@@ -129,7 +129,10 @@ class Processes:
                 "AssertionError", "daemonic processes are not allowed to have children"
             )
         costs = self.scenario.machine.costs
-        yield from self.scheduler.work(parent, costs.start_call_ns)
+        first = 0 if parent.process.popen_imported else costs.first_start_ns
+        yield from self.scheduler.work(parent, costs.start_call_ns + first)
+        parent.process.popen_imported = True
+        proc.popen_imported = self.scenario.machine.start_method == "fork"
         proc.started = True
         parent.process.children.append(proc)
         task = self._new_task(self._unique(proc.name), kind, proc, proc.priority, program)

@@ -133,6 +133,9 @@ class SimProcess:
     children: list[SimProcess] = field(default_factory=list)
     exit_code: int | None = None
     gil: Gil | None = None
+    # Whether its interpreter has imported the start method's Popen module (a
+    # forked child inherits the import of the parent that started it).
+    popen_imported: bool = False
 
     @property
     def alive(self) -> bool:

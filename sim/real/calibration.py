@@ -9,8 +9,10 @@ process does not move it. What each one times, and how it maps onto the model:
   before its target (its thread CPU clock as the target begins), and
   `exit_cost`, what it runs after (its CPU time in all, less that) — a
   forkserver's children are not ours to see, so they take fork's exit figure;
-  `start_call` is the CPU time `start()` takes in the parent (fork); the
-  latency from `start()` returning to the target running is reported too;
+  `start_call` is the CPU time `start()` takes in the parent (fork), and
+  `first_start` what the first one in a process takes more (it imports the
+  start method's Popen module); the latency from `start()` returning to the
+  target running is reported too;
 - Queue: `queue_put`/`queue_get`, the caller's CPU time of `put()` and of a
   `get()` that finds an item; `feeder_latency`, put→get of a small item into a
   consumer already waiting, less `queue_put` (the model charges the rest to
@@ -172,6 +174,8 @@ def measure(progress: Progress | None = None) -> MachineProfile:
     details["per_byte_slope_ns"] = {"queue": round(queue_slope, 3), "pipe": round(pipe_slope, 3)}
     costs: dict[str, float] = {
         "start_call_ns": call_cpu.get("fork", min(call_cpu.values(), default=0)),
+        # The first start() in a process imports the start method's Popen module.
+        "first_start_ns": max(0, start["fork"][5] - start["fork"][1]) if "fork" in start else 0,
         "queue_put_ns": put_ns,
         "queue_get_ns": get_ns,
         "feeder_latency_ns": max(0, queue_latency[SIZES[0]] - put_ns),
@@ -231,7 +235,7 @@ def target(writer):
     writer.send(time.thread_time_ns())
 def main(method, samples):
     ctx = multiprocessing.get_context(method)
-    out = {"latency": [], "cpu": [], "start_up": [], "exit": [], "first_call": 0}
+    out = {"latency": [], "cpu": [], "start_up": [], "exit": [], "first_call": 0, "first_cpu": 0}
     for i in range(samples + 1):
         reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=target, args=(writer,), daemon=True)
@@ -241,6 +245,7 @@ def main(method, samples):
         c1, t1 = time.thread_time_ns(), time.monotonic_ns()
         if i == 0:
             out["first_call"] = t1 - t0
+            out["first_cpu"] = c1 - c0
         start_up = reader.recv()
         began = time.monotonic_ns()
         proc.join()
@@ -265,11 +270,11 @@ def _package_root() -> str:
     return os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
 
 
-def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int]:
+def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, int]:
     """Medians of: the latency (start() returned → target runs), the CPU time of
     start() in the parent, the child's CPU time before its target and after it
     (0 where it cannot be seen); and the wall time of the first start() (a
-    forkserver's includes starting the server)."""
+    forkserver's includes starting the server) and its CPU time in the parent."""
     with tempfile.TemporaryDirectory(prefix="procsim-calibrate-") as folder:
         script = Path(folder) / "start_costs.py"
         script.write_text(_START_SCRIPT, encoding="utf-8")
@@ -288,6 +293,7 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int]:
         _median(out["start_up"]),
         _median(out["exit"]) if out["exit"] else 0,
         int(out["first_call"]),
+        int(out["first_cpu"]),
     )
 
 
