@@ -100,7 +100,13 @@ def compare_traces(
         "order": order_checks(
             sim_facts, real_facts, determinism(sim.header, [t.header for t in reals], scenario)
         ),
-        "timing": timing_checks(sim_facts, real_facts, tol, kernel_states=kernel_states),
+        "timing": timing_checks(
+            sim_facts,
+            real_facts,
+            tol,
+            kernel_states=kernel_states,
+            other_policy=_other_policy(real_facts),
+        ),
     }
     levels = tuple(
         LevelReport(level, "skipped", why=skip.why)
@@ -117,6 +123,16 @@ def compare_traces(
         tolerance=tol,
         notes=tuple(_notes(sim_facts, real_facts, kernel_states)),
     )
+
+
+def _other_policy(reals: list[Facts]) -> str | None:
+    """Why a real run did not run under the model's policy (or its quantum), if
+    one did not."""
+    for real in reals:
+        for item in real.header.notes.get("not_enforced") or ():
+            if str(item).startswith(("policy:", "quantum:")):
+                return f"{real.label}: {item}"
+    return None
 
 
 def _kernel_states(header: Header) -> bool:
