@@ -100,8 +100,9 @@ def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path
     running_errors: dict[str, float | None] = {}
     ready_errors: dict[str, float | None] = {}
     cpu_bound = False
-    ready_check = report.check("time ready per task")
-    skipped = ready_check.summary if ready_check.status == "n/a" else ""
+    timing = report.level("timing")
+    ready_check = next((c for c in timing.checks if c.name == "time ready per task"), None)
+    skipped = ready_check.summary if ready_check and ready_check.status == "n/a" else ""
     for task, created in sim.tasks.items():
         if created.kind not in ("child", "thread", "worker") or skipped:
             continue
