@@ -253,7 +253,7 @@ class SimpleQueue:
         channel = self.channel
         # `work` with its common case inlined (as Interpreter.run_block does):
         # each pool task is put twice (task, result) and got twice.
-        scheduler = rt.scheduler  # `work`, its common case inlined as in `put`
+        scheduler = rt.scheduler
         amount = cost_ns + rt.pickle_ns(message.size)
         timeout = scheduler.quick_work(task, amount)
         if timeout is None:
@@ -291,7 +291,7 @@ class SimpleQueue:
             message = yield from self.channel.read(task, reason, self._writers)
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
-        scheduler = rt.scheduler
+        scheduler = rt.scheduler  # `work`, its common case inlined as in `put`
         amount = cost_ns + rt.pickle_ns(message.size)
         timeout = scheduler.quick_work(task, amount)
         if timeout is None:
