@@ -181,7 +181,11 @@ def _interrupts(flag: threading.Event) -> Iterator[None]:
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes], probe_dir: Path, timeout_s: float | None, stop: threading.Event
+    proc: subprocess.Popen[bytes],
+    probe_dir: Path,
+    timeout_s: float | None,
+    stop: threading.Event,
+    scenario_run: bool,
 ) -> _Outcome:
     exited = threading.Event()
     exit_t: list[int] = []
@@ -193,7 +197,7 @@ def _supervise(
 
     threading.Thread(target=waiter, name="procsim-wait", daemon=True).start()
     deadline = None if timeout_s is None else time.monotonic_ns() + int(timeout_s * 1e9)
-    watch = DeadlockWatch(probe_dir)
+    watch = DeadlockWatch(probe_dir, every_wait_seen=scenario_run)
     while not exited.wait(_POLL_S):
         now = time.monotonic_ns()
         if stop.is_set():
@@ -269,7 +273,7 @@ def _run_with_probes(
                 )
             except OSError as exc:
                 raise RealRunError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
-            outcome = _supervise(proc, probe_dir, timeout_s, stop)
+            outcome = _supervise(proc, probe_dir, timeout_s, stop, executor)
             if outcome.status == "complete":
                 cleanup.wait_for_run(None, run_id, _LEFTOVER_S)
     finally:

@@ -7,6 +7,10 @@ sleep, no thread of the run is runnable, and nothing moves for a quiet period:
 no new probe record and (almost) no CPU time used by any thread of the run.
 A task waiting in a call the probes do not see (a socket, stdin) counts as
 able to move, so such a run ends by its timeout instead: no false verdicts.
+A scenario run makes no such call (`every_wait_seen`): there, a task blocked
+with no probe span open is stuck in a pipe read the probes saw find data —
+a message whose length a race garbled, whose remaining bytes never come — and
+counts as stuck.
 The kernel's view (/proc) is cheap and asked first; the probe records are read
 only once the kernel has seen the run sit still for the quiet period, so the
 watch costs the run almost nothing.
@@ -30,6 +34,7 @@ _CPU_SLACK_NS = 2_000_000
 class DeadlockWatch:
     probe_dir: Path
     quiet_ns: int = 500_000_000
+    every_wait_seen: bool = False
     _tail: RecordTail = field(init=False)
     _user: dict[int, int] = field(default_factory=dict)  # tid -> pid, tasks of the program
     _open: dict[int, tuple[str, bool]] = field(default_factory=dict)  # tid -> (what, timed)
@@ -64,7 +69,10 @@ class DeadlockWatch:
             return False
         for tid in tasks:
             span = self._open.get(tid)
-            if span is None or span[1] or span[0] in _NOT_STUCK:
+            if span is None:
+                if not self.every_wait_seen:
+                    return False
+            elif span[1] or span[0] in _NOT_STUCK:
                 return False
         return True
 
