@@ -517,6 +517,8 @@ class Costs:
     # handler while a result waits unread) keeps the GIL each time it gets it.
     gil_switch_interval_ns: int = 5_000_000
     gil_turn_ns: int = 350_000
+    # CPU time of a print() of one line, flushed (a write to stdout).
+    print_ns: int = 5_000
 
 
 @dataclass(frozen=True)

@@ -627,6 +627,7 @@ class CostsModel(Strict):
     pool_result: FixedDuration = _optional()
     gil_switch_interval: PositiveDuration = _optional()
     gil_turn: PositiveDuration = _optional()
+    print: FixedDuration = _optional()
 
 
 class MachineModel(Strict):

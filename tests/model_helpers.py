@@ -41,6 +41,7 @@ ZERO_COSTS = {
     "pool_submit": "0ns",
     "pool_worker": "0ns",
     "pool_result": "0ns",
+    "print": "0ns",
 }
 
 

@@ -23,7 +23,7 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
         if isinstance(op, Sleep)
     }
     # The main code: two start() calls, a thread start and a print.
-    code_done = 2 * costs.start_call_ns + costs.first_start_ns  # the first imports Popen
+    code_done = 2 * costs.start_call_ns + costs.first_start_ns + costs.print_ns
     # The helper thread waits for a CPU: main frees one for the child's start-up
     # (ready first) and the other is the daemon's until its own start-up ends.
     daemon_up = costs.start_call_ns + costs.first_start_ns + start_up
@@ -134,7 +134,7 @@ machine:
   start_method: {method}
   start_cost: {{{method}: 7ms}}
   exit_cost: {{{method}: 3ms}}
-  costs: {{start_call: 1ms, first_start: 0ns}}
+  costs: {{start_call: 1ms, first_start: 0ns, print: 0ns}}
 functions:
   work: [{{compute: 2ms}}, {{print: target done}}]
 main:

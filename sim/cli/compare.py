@@ -279,12 +279,20 @@ def calibrate(
         Path | None,
         typer.Option("-o", "--output", help="Write the machine profile here (default: stdout)."),
     ] = None,
+    probes: Annotated[
+        bool,
+        typer.Option(
+            help="Measure with procsim's probes installed, as in the real runs `compare` "
+            "checks the model against (the default); --no-probes: as a program run "
+            "without procsim."
+        ),
+    ] = True,
 ) -> None:
     """Measure this machine's multiprocessing and scheduler costs (about a
     minute) and write a machine profile for `simulate --machine` and
     `compare --machine`, or a scenario's `machine: {profile: PATH}`."""
     from sim.calibrate import render_profile, write_profile
-    from sim.real.calibration import measure
+    from sim.real.calibration import CalibrationError, measure
 
     with Progress(
         TextColumn("{task.description}"),
@@ -297,9 +305,10 @@ def calibrate(
         task = bar.add_task("calibrating", total=1.0)
         try:
             profile = measure(
-                lambda label, done: bar.update(task, description=label, completed=done)
+                lambda label, done: bar.update(task, description=label, completed=done),
+                probes=probes,
             )
-        except OSError as exc:
+        except (OSError, CalibrationError) as exc:
             raise _fail(f"a measurement failed: {exc}", ExitCode.ERROR) from None
     if output is None:
         typer.echo(render_profile(profile), nl=False)

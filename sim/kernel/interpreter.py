@@ -117,7 +117,7 @@ class Interpreter:
         yield from self.scheduler.block(task, "sleep", self.env.timeout(duration))
 
     def _print(self, task: Task, op: p.Print) -> Steps:
-        yield from self.scheduler.work(task, 0)
+        yield from self.scheduler.work(task, self.scenario.machine.costs.print_ns)
         self.sink.emit(OutputEvent(self.env.now, task.name, op.text))
 
     def _exit(self, task: Task, op: p.Exit) -> Steps:
@@ -129,6 +129,6 @@ class Interpreter:
         raise ProgramError(op.error)
 
     def _is_alive(self, task: Task, op: p.IsAlive) -> Steps:
-        yield from self.scheduler.work(task, 0)
+        yield from self.scheduler.work(task, self.scenario.machine.costs.print_ns)
         alive = self.processes.is_alive(op.name)
         self.sink.emit(OutputEvent(self.env.now, task.name, f"is_alive({op.name}) = {alive}"))

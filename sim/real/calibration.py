@@ -23,6 +23,7 @@ process does not move it. What each one times, and how it maps onto the model:
 - `pool_create`: the parent's CPU time in `Pool()` besides starting the
   workers (its queues, locks and threads): the intercept of Pool(1) and
   Pool(3)'s CPU times;
+- `print`: the CPU time of a flushed `print()` of one line to stdout;
 - `gil_turn`: how long the Pool's worker handler keeps the GIL each time it
   gets it while a result waits unread in the result pipe (CPython's wait()
   there watches that pipe too, so the loop spins): with callbacks slower than
@@ -70,6 +71,8 @@ from typing import Any
 from sim.calibrate import MachineProfile
 from sim.calibrate_fit import fit_pool_result
 from sim.program import StartMethod
+from sim.real.inject import new_run_id, probe_environment
+from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV
 
 Progress = Callable[[str, float], None]  # what is being measured, fraction done (0..1)
 
@@ -93,11 +96,72 @@ GAP_NS = 30_000  # a pause longer than this in a spinning loop means another tas
 
 
 REPEATS = 5  # each measurement runs this often; the median of the runs is kept
+PROBED_ENV = "PROCSIM_CALIBRATE_PROBED"  # set for a measuring process run under probes
+PROBES_NOTE = "on: measured with procsim's probes installed, as in procsim's real runs"
 
 
-def measure(progress: Progress | None = None) -> MachineProfile:
-    """Measure this machine; `progress` is told what runs and how far along it is."""
+class CalibrationError(Exception):
+    """A measurement could not be made; `str()` says why."""
+
+
+def measure(progress: Progress | None = None, probes: bool = True) -> MachineProfile:
+    """Measure this machine; `progress` is told what runs and how far along it is.
+
+    With `probes`, every measurement runs with procsim's probes installed, as
+    they are in the real runs the model is compared with (a child process of
+    this one measures, under the probe environment a real run has); without,
+    the figures are those of programs run without procsim."""
     report = progress or (lambda _label, _done: None)
+    if not probes:
+        return _measure(report)
+    # Imported here, not by the measuring process: a fork costs more the more
+    # its parent has loaded.
+    from sim.real import cleanup
+    from sim.real.runner import memory_dir
+
+    with tempfile.TemporaryDirectory(prefix="procsim-calibrate-", dir=memory_dir()) as records:
+        run_id = new_run_id()
+        env = probe_environment(Path(records), run_id, importable=True)
+        env[PROBED_ENV] = "1"
+        code = "from sim.real.calibration import serve; serve()"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            profile = _read_measurements(proc, report)
+        finally:
+            cleanup.kill_run(proc.pid, run_id)
+            proc.wait()
+    return profile
+
+
+def _read_measurements(proc: subprocess.Popen[str], report: Progress) -> MachineProfile:
+    """Pass on the measuring process's progress lines; its profile, from its last line."""
+    assert proc.stdout is not None
+    profile: MachineProfile | None = None
+    for line in proc.stdout:
+        kind, _, rest = line.rstrip("\n").partition("\t")
+        if kind == "progress":
+            done, _, label = rest.partition("\t")
+            report(label, float(done))
+        elif kind == "profile":
+            profile = MachineProfile(**json.loads(rest))
+    if proc.wait() != 0 or profile is None:
+        raise CalibrationError(f"the measuring process failed (exit code {proc.returncode})")
+    return profile
+
+
+def serve() -> None:
+    """The measuring process's entry: progress and then the profile, one per line."""
+
+    def report(label: str, done: float) -> None:
+        print(f"progress\t{done}\t{label}", flush=True)
+
+    profile = _measure(report)
+    print(f"profile\t{json.dumps(dataclasses.asdict(profile))}", flush=True)
+
+
+def _measure(report: Progress) -> MachineProfile:
     methods = [m for m in START_SAMPLES if m in multiprocessing.get_all_start_methods()]
     # (label, share of the total time, what to run): each runs REPEATS times.
     steps: list[tuple[str, float, Callable[[], Any]]] = [
@@ -117,6 +181,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         ("Pool run, start to join", 0.1, _pool_run),
         ("Pool creation", 0.05, _pool_create),
         ("Pool worker handler's turns", 0.1, _gil_turn),
+        ("print", 0.02, _print_cost),
         ("context switch", 0.05, _context_switch),
         ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
         ("timer tick", 0.05, functools.partial(_fair_slice, False)),
@@ -142,6 +207,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         pool_run_ns,
         created,
         turn_ns,
+        print_ns,
     ) = results[len(methods) : -4]
     pool_create_ns, pool_worker_start_ns = created
     (switch_ns, ping_ns), slice_ns, tick_ns, rr_ns = results[-4:]
@@ -187,6 +253,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         "pool_worker_ns": pool["worker"],
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
         "gil_turn_ns": turn_ns,
+        "print_ns": print_ns,
     }
     profile = MachineProfile(
         cpus=len(os.sched_getaffinity(0)),
@@ -198,6 +265,7 @@ def measure(progress: Progress | None = None) -> MachineProfile:
         costs={k: (v if k == "per_byte_ns" else round(v)) for k, v in costs.items()},
         measured={
             "host": platform.node(),
+            "probes": PROBES_NOTE if os.environ.get(PROBED_ENV) else "off",
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "python": platform.python_version(),
             "kernel": platform.release(),
@@ -220,27 +288,36 @@ def measure(progress: Progress | None = None) -> MachineProfile:
 # Run as a program of its own (a file, so that spawn children can import its
 # target) that has loaded what the root process of a real run loads
 # (`sim.real.executor`) and no more: a fork costs more the more memory the
-# parent has mapped, and a spawn child re-imports the parent's main module, so
-# the figures are those of the real runs the model is compared with, not those
-# of the calibrating process. The target sends the child's CPU time so far (its
-# start-up); the parent adds up the child's CPU time in all once it has been
-# joined (start-up, target and exit).
+# parent has mapped, and a spawn child re-imports the parent's main module.
+# Each child is a scenario's child as the executor makes it (`child_main`
+# running an empty function, with the run's `Shared` as its argument), so the
+# figures are those of the real runs the model is compared with, not those of
+# a bare Process. The target sends the child's CPU time so far (its start-up);
+# the parent adds up the child's CPU time in all once it has been joined
+# (start-up, target and exit).
 _START_SCRIPT = """
 import json, multiprocessing, resource, sys, time
-import sim.real.executor  # what a real run's root process has loaded
+from sim import program as p
+from sim.real import executor
 def children_cpu_ns():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return round((usage.ru_utime + usage.ru_stime) * 1e9)
-def target(writer):
+def target(writer, shared):
     writer.send(time.thread_time_ns())
+    executor.child_main(shared, "child", "f", None)
 def main(method, samples):
     ctx = multiprocessing.get_context(method)
+    scenario = p.Scenario(
+        name="calibrate", description="", seed=0, machine=p.Machine(start_method=method),
+        objects={}, functions={"f": p.FunctionDef("f", ())}, main=(),
+    )
+    shared = executor.Shared(executor.RunSpec(scenario, method), {}, time.monotonic_ns())
     out = {"latency": [], "cpu": [], "start_up": [], "exit": [], "first_call": 0, "first_cpu": 0}
     for i in range(samples + 1):
         reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=target, args=(writer,), daemon=True)
         before = children_cpu_ns()
         t0, c0 = time.monotonic_ns(), time.thread_time_ns()
+        proc = ctx.Process(name="child", target=target, args=(writer, shared), daemon=True)
         proc.start()
         c1, t1 = time.thread_time_ns(), time.monotonic_ns()
         if i == 0:
@@ -264,6 +341,15 @@ if __name__ == "__main__":
 """
 
 
+def _child_environment() -> dict[str, str]:
+    """The environment of a measuring program: procsim importable and, when this
+    process measures under probes, the probes installed with it as their root."""
+    env = {**os.environ, "PYTHONPATH": _package_root()}
+    if DIR_ENV in env:
+        env[ROOT_ENV] = "1"
+    return env
+
+
 def _package_root() -> str:
     """The folder `sim` is imported from, with what PYTHONPATH already held."""
     root = str(Path(__file__).resolve().parents[2])
@@ -284,7 +370,7 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, in
             text=True,
             timeout=120,
             check=True,
-            env={**os.environ, "PYTHONPATH": _package_root()},
+            env=_child_environment(),
         )
     out = json.loads(done.stdout)
     return (
@@ -471,6 +557,24 @@ def _gil_turn() -> int:
         pool.join()
     turns = SLOW_CALLBACKS * SLOW_CALLBACK_NS / (sys.getswitchinterval() * 1e9)
     return round(spent / turns)
+
+
+PRINTS = 2_000
+
+
+def _print_cost() -> int:
+    """CPU time of `print(i, flush=True)`, as a scenario's print runs: to stdout
+    (here /dev/null, where `compare` sends the real runs' output), one write each."""
+    saved = sys.stdout
+    with open(os.devnull, "w") as null:
+        sys.stdout = null
+        try:
+            c0 = _cpu()
+            for i in range(PRINTS):
+                print(i, flush=True)
+            return round((_cpu() - c0) / PRINTS)
+        finally:
+            sys.stdout = saved
 
 
 def _schedstat_cpu(path: str) -> int:

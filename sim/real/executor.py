@@ -22,6 +22,7 @@ import contextlib
 import os
 import pickle
 import queue
+import random
 import re
 import struct
 import sys
@@ -88,35 +89,30 @@ class Interpreter:
     results: dict[str, list[AsyncResult[Any]]] = field(default_factory=dict)
     priorities: dict[str, int] = field(default_factory=dict)
     _sent: int = 0
+    _rng: random.Random | None = None
 
     def __post_init__(self) -> None:
-        scenario = self.shared.spec.scenario
-        self.rng = p.task_rng(scenario.seed, self.task)
-        self.functions = scenario.functions
-        self.handlers: dict[type[p.Op], Callable[[Any], None]] = {
-            p.Compute: self._compute, p.Sleep: self._sleep, p.Print: self._print,
-            p.Repeat: self._repeat, p.Exit: self._exit, p.Raise: self._raise,
-            p.Spawn: self._spawn, p.Start: self._start, p.Join: self._join,
-            p.Terminate: self._terminate, p.IsAlive: self._is_alive,
-            p.StartThread: self._start_thread, p.Put: self._put, p.Get: self._get,
-            p.TaskDone: self._task_done, p.JoinQueue: self._join_queue, p.Send: self._send,
-            p.Recv: self._recv, p.Close: self._close, p.Acquire: self._acquire,
-            p.Release: self._release, p.Locked: self._locked, p.SetEvent: self._set_event,
-            p.ClearEvent: self._clear_event, p.WaitEvent: self._wait_event, p.Wait: self._wait,
-            p.Notify: self._notify, p.BarrierWait: self._barrier_wait, p.Apply: self._apply,
-            p.ApplyAsync: self._apply_async, p.Map: self._map, p.WaitResults: self._wait_results,
-            p.PoolClose: self._pool_close, p.PoolJoin: self._pool_join,
-            p.PoolTerminate: self._pool_terminate, p.WithPool: self._with_pool,
-        }  # fmt: skip
+        self.functions = self.shared.spec.scenario.functions
+
+    def _draw(self, duration: p.Duration) -> int:
+        """A duration's value in ns, as `p.draw` gives it. The task's random
+        stream is made at its first random draw: seeding one costs a fork child
+        about 70 µs, mostly copy-on-write faults."""
+        if isinstance(duration, p.Constant):
+            return duration.ns
+        if self._rng is None:
+            self._rng = p.task_rng(self.shared.spec.scenario.seed, self.task)
+        return p.draw(duration, self._rng)
 
     # --- running blocks -------------------------------------------------------
 
     def run(self, block: p.Block) -> None:
+        handlers = _HANDLERS
         for op in block:
-            self.handlers[type(op)](op)
+            handlers[type(op)](self, op)
 
     def _seconds(self, duration: p.Duration | None) -> float | None:
-        return None if duration is None else p.draw(duration, self.rng) / 1e9
+        return None if duration is None else self._draw(duration) / 1e9
 
     def _timed_out(self, block: p.Block | None, error: type[BaseException]) -> None:
         """A blocking call timed out: the scenario's branch, or the exception."""
@@ -136,10 +132,10 @@ class Interpreter:
     # --- basics ---------------------------------------------------------------
 
     def _compute(self, op: p.Compute) -> None:
-        burn(p.draw(op.duration, self.rng))
+        burn(self._draw(op.duration))
 
     def _sleep(self, op: p.Sleep) -> None:
-        time.sleep(p.draw(op.duration, self.rng) / 1e9)
+        time.sleep(self._draw(op.duration) / 1e9)
 
     def _print(self, op: p.Print) -> None:
         print(op.text, flush=True)
@@ -357,6 +353,48 @@ class Interpreter:
     def _with_pool(self, op: p.WithPool) -> None:
         with self.create_pool(op.pool):
             self.run(op.body)
+
+
+# One table for every interpreter: a fork child that built its own (bound
+# methods) would pay a copy-on-write fault for each page of methods it touched.
+_HANDLERS: dict[type[p.Op], Callable[[Interpreter, Any], None]] = {
+    p.Compute: Interpreter._compute,
+    p.Sleep: Interpreter._sleep,
+    p.Print: Interpreter._print,
+    p.Repeat: Interpreter._repeat,
+    p.Exit: Interpreter._exit,
+    p.Raise: Interpreter._raise,
+    p.Spawn: Interpreter._spawn,
+    p.Start: Interpreter._start,
+    p.Join: Interpreter._join,
+    p.Terminate: Interpreter._terminate,
+    p.IsAlive: Interpreter._is_alive,
+    p.StartThread: Interpreter._start_thread,
+    p.Put: Interpreter._put,
+    p.Get: Interpreter._get,
+    p.TaskDone: Interpreter._task_done,
+    p.JoinQueue: Interpreter._join_queue,
+    p.Send: Interpreter._send,
+    p.Recv: Interpreter._recv,
+    p.Close: Interpreter._close,
+    p.Acquire: Interpreter._acquire,
+    p.Release: Interpreter._release,
+    p.Locked: Interpreter._locked,
+    p.SetEvent: Interpreter._set_event,
+    p.ClearEvent: Interpreter._clear_event,
+    p.WaitEvent: Interpreter._wait_event,
+    p.Wait: Interpreter._wait,
+    p.Notify: Interpreter._notify,
+    p.BarrierWait: Interpreter._barrier_wait,
+    p.Apply: Interpreter._apply,
+    p.ApplyAsync: Interpreter._apply_async,
+    p.Map: Interpreter._map,
+    p.WaitResults: Interpreter._wait_results,
+    p.PoolClose: Interpreter._pool_close,
+    p.PoolJoin: Interpreter._pool_join,
+    p.PoolTerminate: Interpreter._pool_terminate,
+    p.WithPool: Interpreter._with_pool,
+}
 
 
 _callback_interpreters: dict[str, Interpreter] = {}
