@@ -42,7 +42,11 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert profile.rr_timeslice_ns is not None and profile.rr_timeslice_ns > 0
     details = profile.measured["details"]
     latency = details["queue_latency_ns"]
-    assert latency[1024 * 1024] > latency[64]  # a megabyte takes longer than a few bytes
+    assert latency["1048576"] > latency["64"]  # a megabyte takes longer than a few bytes
+    # Measured as real runs run: with the probes, children started as the executor does.
+    assert profile.measured["probes"].startswith("on")
+    assert 0 < costs["print_ns"] < MS
+    assert 0 < costs["shutdown_ns"] < 50 * MS
 
 
 def _fixed_profile() -> MachineProfile:
@@ -58,7 +62,7 @@ def _fixed_profile() -> MachineProfile:
 def test_calibrate_writes_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sim.real.calibration as calibration
 
-    monkeypatch.setattr(calibration, "measure", lambda progress=None: _fixed_profile())
+    monkeypatch.setattr(calibration, "measure", lambda progress=None, probes=True: _fixed_profile())
     out = tmp_path / "machine.yaml"
     result = CliRunner().invoke(app, ["calibrate", "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -69,7 +73,7 @@ def test_calibrate_writes_the_profile(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_calibrate_prints_the_profile_without_o(monkeypatch: pytest.MonkeyPatch) -> None:
     import sim.real.calibration as calibration
 
-    monkeypatch.setattr(calibration, "measure", lambda progress=None: _fixed_profile())
+    monkeypatch.setattr(calibration, "measure", lambda progress=None, probes=True: _fixed_profile())
     result = CliRunner().invoke(app, ["calibrate"])
     assert result.exit_code == 0, result.output
     assert read_profile_text(result.stdout).machine() == _fixed_profile().machine()
@@ -80,9 +84,37 @@ def test_calibrate_reports_an_unwritable_output(
 ) -> None:
     import sim.real.calibration as calibration
 
-    monkeypatch.setattr(calibration, "measure", lambda progress=None: _fixed_profile())
+    monkeypatch.setattr(calibration, "measure", lambda progress=None, probes=True: _fixed_profile())
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = CliRunner().invoke(app, ["calibrate", "-o", str(blocker / "machine.yaml")])
     assert result.exit_code == 2
     assert "cannot write" in result.stderr
+
+
+def test_calibrate_measures_with_probes_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sim.real.calibration as calibration
+
+    asked: list[bool] = []
+
+    def fake(progress: object = None, probes: bool = True) -> MachineProfile:
+        asked.append(probes)
+        return _fixed_profile()
+
+    monkeypatch.setattr(calibration, "measure", fake)
+    assert CliRunner().invoke(app, ["calibrate"]).exit_code == 0
+    assert CliRunner().invoke(app, ["calibrate", "--no-probes"]).exit_code == 0
+    assert asked == [True, False]
+
+
+def test_a_failed_measuring_process_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probed measurements run in a child process; if it fails, calibrate says so."""
+    import sim.real.calibration as calibration
+
+    monkeypatch.setattr(calibration, "_CHILD_CODE", "import sys; sys.exit(7)")
+    result = CliRunner().invoke(app, ["calibrate"])
+    assert result.exit_code == 1
+    assert "the measuring process failed (exit code 7)" in result.stderr
+    assert "Traceback" not in result.output

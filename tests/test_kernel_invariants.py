@@ -55,6 +55,7 @@ def workloads(draw: st.DrawFn) -> p.Scenario:
             exit_cpu_ns={"fork": draw(st.integers(0, 1 * MS)), "spawn": 0, "forkserver": 0},
             start_call_ns=0,
             first_start_ns=0,
+            shutdown_ns=0,
         ),
     )
     main = (*spawns, p.Join(names=tuple(s.name for s in spawns)))

@@ -24,18 +24,21 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     }
     # The main code: two start() calls, a thread start and a print.
     code_done = 2 * costs.start_call_ns + costs.first_start_ns + costs.print_ns
-    # The helper thread waits for a CPU: main frees one for the child's start-up
-    # (ready first) and the other is the daemon's until its own start-up ends.
+    # Then the interpreter's shutdown, up to joining the threads.
+    main_free = code_done + costs.shutdown_ns
+    # The child (ready first) and the helper thread wait for a CPU: main frees
+    # one, the daemon the other once its own start-up ends (then it sleeps).
+    # The child takes the first freed, the thread the second.
     daemon_up = costs.start_call_ns + costs.first_start_ns + start_up
-    assert daemon_up > code_done
-    thread_done = daemon_up + sleeps["thread_work"]
-    # The child runs its start-up on the CPU main frees, sleeps, then exits.
-    child_done = code_done + start_up + sleeps["child_work"] + exit_
+    child_cpu, thread_cpu = sorted((main_free, daemon_up))
+    thread_done = thread_cpu + sleeps["thread_work"]
+    # The child runs its start-up, sleeps, then exits.
+    child_done = child_cpu + start_up + sleeps["child_work"] + exit_
     assert [(o.t, o.text) for o in run.outputs("main")] == [(code_done, "main code done")]
     assert run.sequence("main") == [
         (0, "ready", None),
         (0, "running", None),
-        (code_done, "blocked", "join main.helper"),  # non-daemon threads first
+        (main_free, "blocked", "join main.helper"),  # non-daemon threads first
         (thread_done, "ready", None),
         (thread_done, "running", None),
         (thread_done, "blocked", "join child"),  # after SIGTERMing the daemon
@@ -224,5 +227,6 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
         if waiting is not None and waiting.state != "terminated":
             assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
             assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
-    # Together they take as long as one thread doing both halves.
-    assert run.end.t == 2 * 30 * MS
+    # Together they take as long as one thread doing both halves; then the main
+    # process shuts down.
+    assert run.end.t == 2 * 30 * MS + run.scenario.machine.costs.shutdown_ns

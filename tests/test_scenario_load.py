@@ -112,6 +112,8 @@ machine:
     pool_result: 8us
     gil_switch_interval: 1ms
     gil_turn: 10us
+    print: 11us
+    shutdown: 12us
 main: []
 """
 
@@ -150,6 +152,8 @@ def test_every_machine_key_maps_to_its_field() -> None:
             pool_result_ns=8 * US,
             gil_switch_interval_ns=1 * MS,
             gil_turn_ns=10 * US,
+            print_ns=11 * US,
+            shutdown_ns=12 * US,
         ),
     )
 

@@ -190,6 +190,7 @@ class Processes:
                 self.scheduler.sink.emit(WarningEvent(self.env.now, task.name, "exception", text))
                 code, cause = 1, "exception"
             if is_process and proc.parent is None:
+                yield from self.scheduler.work(task, costs.shutdown_ns)
                 yield from self._join_threads(task)
                 yield from self._exit_function(task)
             elif is_process:

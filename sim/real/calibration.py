@@ -12,7 +12,8 @@ process does not move it. What each one times, and how it maps onto the model:
   `start_call` is the CPU time `start()` takes in the parent (fork), and
   `first_start` what the first one in a process takes more (it imports the
   start method's Popen module); the latency from `start()` returning to the
-  target running is reported too;
+  target running is reported too; `shutdown`, the CPU time the main process
+  runs from its last line to joining the children still running;
 - Queue: `queue_put`/`queue_get`, the caller's CPU time of `put()` and of a
   `get()` that finds an item; `feeder_latency`, put→get of a small item into a
   consumer already waiting, less `queue_put` (the model charges the rest to
@@ -123,9 +124,8 @@ def measure(progress: Progress | None = None, probes: bool = True) -> MachinePro
         run_id = new_run_id()
         env = probe_environment(Path(records), run_id, importable=True)
         env[PROBED_ENV] = "1"
-        code = "from sim.real.calibration import serve; serve()"
         proc = subprocess.Popen(
-            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _CHILD_CODE], env=env, stdout=subprocess.PIPE, text=True
         )
         try:
             profile = _read_measurements(proc, report)
@@ -133,6 +133,9 @@ def measure(progress: Progress | None = None, probes: bool = True) -> MachinePro
             cleanup.kill_run(proc.pid, run_id)
             proc.wait()
     return profile
+
+
+_CHILD_CODE = "from sim.real.calibration import serve; serve()"
 
 
 def _read_measurements(proc: subprocess.Popen[str], report: Progress) -> MachineProfile:
@@ -225,8 +228,9 @@ def _measure(report: Progress) -> MachineProfile:
         # start() returning → the target running, on a machine with CPUs to spare.
         "start_latency_ns": {m: figures[0] for m, figures in start.items()},
         "first_start_call_ns": {m: figures[4] for m, figures in start.items()},
-        "queue_latency_ns": queue_latency,
-        "pipe_latency_ns": pipe_latency,
+        # Sizes as text: the keys a profile file and the measuring process's report give.
+        "queue_latency_ns": {str(size): ns for size, ns in queue_latency.items()},
+        "pipe_latency_ns": {str(size): ns for size, ns in pipe_latency.items()},
         "pool_per_task_ns": pool,
         "pool_run_ns": {"tasks": POOL_TASKS, "workers": POOL_WORKERS, "makespan": pool_run_ns},
         "pool_worker_start_call_ns": pool_worker_start_ns,
@@ -242,6 +246,7 @@ def _measure(report: Progress) -> MachineProfile:
         "start_call_ns": call_cpu.get("fork", min(call_cpu.values(), default=0)),
         # The first start() in a process imports the start method's Popen module.
         "first_start_ns": max(0, start["fork"][5] - start["fork"][1]) if "fork" in start else 0,
+        "shutdown_ns": start["fork"][6] if "fork" in start else min(f[6] for f in start.values()),
         "queue_put_ns": put_ns,
         "queue_get_ns": get_ns,
         "feeder_latency_ns": max(0, queue_latency[SIZES[0]] - put_ns),
@@ -294,11 +299,26 @@ def _measure(report: Progress) -> MachineProfile:
 # figures are those of the real runs the model is compared with, not those of
 # a bare Process. The target sends the child's CPU time so far (its start-up);
 # the parent adds up the child's CPU time in all once it has been joined
-# (start-up, target and exit).
+# (start-up, target and exit). Last, as a scenario's main code often does, it
+# ends with a child still running: the CPU time from its last line to the join
+# that multiprocessing's exit function makes is the main process's shutdown,
+# printed on a line of its own.
 _START_SCRIPT = """
 import json, multiprocessing, resource, sys, time
+from multiprocessing import process
 from sim import program as p
 from sim.real import executor
+shutdown_from = None
+original_join = process.BaseProcess.join
+def join(self, timeout=None):
+    global shutdown_from
+    if shutdown_from is not None:
+        print(time.thread_time_ns() - shutdown_from, flush=True)
+        shutdown_from = None
+    original_join(self, timeout)
+process.BaseProcess.join = join
+def pause():
+    time.sleep(0.05)
 def children_cpu_ns():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return round((usage.ru_utime + usage.ru_stime) * 1e9)
@@ -335,7 +355,10 @@ def main(method, samples):
             # A forkserver's children are its own: their CPU time is not ours to see.
             if method != "forkserver":
                 out["exit"].append(max(0, children_cpu_ns() - before - start_up))
-    json.dump(out, sys.stdout)
+    print(json.dumps(out), flush=True)
+    ctx.Process(target=pause).start()
+    global shutdown_from
+    shutdown_from = time.thread_time_ns()
 if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]))
 """
@@ -356,11 +379,12 @@ def _package_root() -> str:
     return os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
 
 
-def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, int]:
+def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, int, int]:
     """Medians of: the latency (start() returned → target runs), the CPU time of
     start() in the parent, the child's CPU time before its target and after it
-    (0 where it cannot be seen); and the wall time of the first start() (a
-    forkserver's includes starting the server) and its CPU time in the parent."""
+    (0 where it cannot be seen); the wall time of the first start() (a
+    forkserver's includes starting the server) and its CPU time in the parent;
+    and the main process's shutdown up to joining its children."""
     with tempfile.TemporaryDirectory(prefix="procsim-calibrate-") as folder:
         script = Path(folder) / "start_costs.py"
         script.write_text(_START_SCRIPT, encoding="utf-8")
@@ -372,7 +396,8 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, in
             check=True,
             env=_child_environment(),
         )
-    out = json.loads(done.stdout)
+    figures, shutdown = done.stdout.splitlines()
+    out = json.loads(figures)
     return (
         _median(out["latency"]),
         _median(out["cpu"]),
@@ -380,6 +405,7 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, in
         _median(out["exit"]) if out["exit"] else 0,
         int(out["first_call"]),
         int(out["first_cpu"]),
+        int(shutdown),
     )
 
 
