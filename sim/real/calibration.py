@@ -92,6 +92,7 @@ POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
 PINGS = 3_000
+PRINTS = 2_000
 SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
 
@@ -583,9 +584,6 @@ def _gil_turn() -> int:
         pool.join()
     turns = SLOW_CALLBACKS * SLOW_CALLBACK_NS / (sys.getswitchinterval() * 1e9)
     return round(spent / turns)
-
-
-PRINTS = 2_000
 
 
 def _print_cost() -> int:
