@@ -94,10 +94,8 @@ class MachineProfile:
             settings = dataclasses.replace(settings, linux_base_slice_ns=self.linux_base_slice_ns)
         if self.rr_timeslice_ns is not None:
             settings = dataclasses.replace(settings, quantum_ns=self.rr_timeslice_ns)
-        loop = self.measured.get("loop_ns")
         return dataclasses.replace(
             base,
-            costs_loop_ns=float(loop) if isinstance(loop, int | float) else None,
             cpus=base.cpus if self.cpus is None else self.cpus,
             context_switch_ns=(
                 base.context_switch_ns if self.context_switch_ns is None else self.context_switch_ns

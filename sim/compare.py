@@ -74,9 +74,6 @@ def compare_files(
 # A simulated trace's header note: simulated with the profile's costs (`compare:
 # {costs: profile}`), and why.
 COSTS_NOTE = "costs_from_profile"
-# A simulated trace's header note: its costs were scaled to the machine's speed
-# when the real runs were made ({factor, loop_ns_now, loop_ns_profile}).
-SPEED_NOTE = "costs_scaled_to_speed"
 
 
 def compare_traces(
@@ -155,13 +152,6 @@ def _notes(sim: Facts, reals: list[Facts], kernel_states: bool) -> Iterator[str]
     if COSTS_NOTE in sim.header.notes:
         why = " ".join(str(sim.header.notes[COSTS_NOTE]).split())
         yield f"the model ran with the machine profile's costs, not the scenario's: {why}"
-    speed = sim.header.notes.get(SPEED_NOTE)
-    if isinstance(speed, dict) and "factor" in speed:
-        yield (
-            f"the model's costs were scaled ×{speed['factor']} to the machine's speed at the "
-            f"real runs: a reference loop took {speed['loop_ns_now']} ns an iteration, "
-            f"{speed['loop_ns_profile']} ns when the profile was measured"
-        )
     if not kernel_states:
         yield (
             "some real runs have no kernel scheduler events: ready and running cannot be "

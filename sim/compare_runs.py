@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim import program as p
-from sim.compare import COSTS_NOTE, SPEED_NOTE, compare_files
+from sim.compare import COSTS_NOTE, compare_files
 from sim.compare_report import ComparisonReport, Tolerance
 from sim.kernel import sim_header, simulate
-from sim.machine_speed import loop_ns, scaled
 from sim.trace import TraceWriter
 
 if TYPE_CHECKING:
@@ -54,32 +53,17 @@ def record_runs(
     start_method: str | None = None,
     timeout_s: float | None = None,
     progress: Callable[[int], None] | None = None,
-    follow_speed: bool = True,
 ) -> RecordedRuns:
     """Simulate once and run for real `runs` times; `progress(i)` after each real run.
-    `follow_speed`: scale the model's costs to the machine's speed now (see
-    `sim.machine_speed`), when its profile recorded the speed it was measured at.
     Raises `sim.real.RealRunError` when a real run cannot be made."""
     from sim.real import run_scenario
 
     directory.mkdir(parents=True, exist_ok=True)
     sim_path = directory / "sim.jsonl"
     modelled = p.as_compared(scenario)
-    notes: dict[str, object] = {}
-    if modelled is not scenario:
-        notes[COSTS_NOTE] = scenario.compare.why
-    measured_at = modelled.machine.costs_loop_ns
-    if follow_speed and measured_at:
-        now = loop_ns()
-        factor = now / measured_at
-        modelled = replace(modelled, machine=scaled(modelled.machine, factor))
-        notes[SPEED_NOTE] = {
-            "factor": round(factor, 3),
-            "loop_ns_now": round(now, 2),
-            "loop_ns_profile": measured_at,
-        }
     header = sim_header(modelled)
-    header = replace(header, notes={**header.notes, **notes})
+    if modelled is not scenario:
+        header = replace(header, notes={**header.notes, COSTS_NOTE: scenario.compare.why})
     with TraceWriter(sim_path, header) as writer:
         result = simulate(modelled, writer)
         writer.close(result.end)

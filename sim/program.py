@@ -532,9 +532,6 @@ class Machine:
     context_switch_ns: int = 0
     start_method: StartMethod = "fork"
     costs: Costs = Costs()
-    # How fast the machine ran a reference loop (ns per iteration) when these
-    # costs were measured, if a profile says (see sim.machine_speed).
-    costs_loop_ns: float | None = None
 
 
 @dataclass(frozen=True)

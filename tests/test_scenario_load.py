@@ -135,7 +135,6 @@ def test_every_machine_key_maps_to_its_field() -> None:
         ),
         context_switch_ns=5 * US,
         start_method="forkserver",
-        costs_loop_ns=BASE.costs_loop_ns,  # the profile's: how fast the machine ran then
         costs=p.Costs(
             start_cpu_ns=start_cpu,
             exit_cpu_ns=exit_cpu,

@@ -21,7 +21,6 @@ time within 10% and ready time within 20% for CPU-bound ones.
 
     python benchmarks/accuracy/accuracy.py [--runs 5] [--only NAME ...]
         [--machine PROFILE] [--kernel auto|on|off] [--markdown OUT.md] [--json OUT.json]
-        [--fixed-speed]
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.compare import SPEED_NOTE, compare_files
+from sim.compare import compare_files
 from sim.compare_facts import facts_of, time_in_states
 from sim.compare_report import ComparisonReport, Tolerance
 from sim.compare_runs import record_runs
@@ -71,8 +70,6 @@ class Row:
     seconds: float
     # Why per-task running and ready times were not compared, if they were not.
     per_task_skipped: str = ""
-    # The factor the model's costs were scaled by to the machine's speed (1: not scaled).
-    speed_factor: float = 1.0
 
 
 def _error(sim: float, reals: list[float]) -> float | None:
@@ -88,24 +85,14 @@ def _worst(errors: dict[str, float | None]) -> tuple[float | None, str]:
     return known[task], task
 
 
-def measure(
-    path: Path, runs: int, kernel: str, profile: Path | None, work: Path, follow_speed: bool
-) -> Row:
+def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path) -> Row:
     scenario = load_scenario(path, profile=profile)
     began = time.monotonic()
-    recorded = record_runs(
-        scenario,
-        work / path.stem,
-        runs,
-        kernel=kernel,  # type: ignore[arg-type]
-        follow_speed=follow_speed,
-    )
+    recorded = record_runs(scenario, work / path.stem, runs, kernel=kernel)  # type: ignore[arg-type]
     report: ComparisonReport = compare_files(
         recorded.sim_path, recorded.real_paths, scenario=scenario
     )
     sim = facts_of(read_trace(recorded.sim_path), "model")
-    speed = sim.header.notes.get(SPEED_NOTE)
-    factor = float(speed["factor"]) if isinstance(speed, dict) else 1.0
     reals = [facts_of(read_trace(p), f"real {i}") for i, p in enumerate(recorded.real_paths, 1)]
     spans = [r.span_ns for r in reals]
     tol = Tolerance()
@@ -152,7 +139,6 @@ def measure(
         levels=" ".join(f"{lv.level[:3]}:{lv.status}" for lv in report.levels),
         seconds=time.monotonic() - began,
         per_task_skipped=skipped,
-        speed_factor=factor,
     )
 
 
@@ -165,9 +151,9 @@ def markdown(rows: list[Row], load: tuple[str, str], runs: int) -> str:
         f"Accuracy of the model against {runs} real runs per scenario "
         f"(load average before: {load[0]}, after: {load[1]}).",
         "",
-        "| scenario | costs × | model ms | real median ms | real min–max ms | error | in band "
+        "| scenario | model ms | real median ms | real min–max ms | error | in band "
         "(raw / widened) | CPU-bound | worst running error | worst ready error | levels |",
-        "|---|---:|---:|---:|---:|---:|:-:|:-:|---|---|---|",
+        "|---|---:|---:|---:|---:|:-:|:-:|---|---|---|",
     ]
     for r in rows:
         target = "✓" if abs(r.error) <= MAKESPAN_TARGET else "✗"
@@ -178,18 +164,13 @@ def markdown(rows: list[Row], load: tuple[str, str], runs: int) -> str:
         if r.per_task_skipped:
             running = ready = "n/a¹"
         lines.append(
-            f"| {r.scenario} | {r.speed_factor:.2f} | {r.sim_ms:.2f} | {r.real_median_ms:.2f} | "
+            f"| {r.scenario} | {r.sim_ms:.2f} | {r.real_median_ms:.2f} | "
             f"{r.real_min_ms:.2f}–{r.real_max_ms:.2f} | {_pct(r.error)} {target} | "
             f"{'yes' if r.in_raw_band else 'no'} / {'yes' if r.in_band else 'no'} | "
             f"{'yes' if r.cpu_bound else 'no'} | {running} | {ready} | {r.levels} |"
         )
     within = sum(1 for r in rows if abs(r.error) <= MAKESPAN_TARGET)
     lines += ["", f"Makespan within {MAKESPAN_TARGET:.0%}: {within} of {len(rows)} scenarios."]
-    lines += [
-        "",
-        "costs ×: the factor the model's costs were scaled by to the machine's speed at the "
-        "real runs (sim/machine_speed.py; 1.00 with --fixed-speed).",
-    ]
     if any(r.per_task_skipped for r in rows):
         lines += [
             "",
@@ -213,11 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
-    parser.add_argument(
-        "--fixed-speed",
-        action="store_true",
-        help="keep the profile's costs instead of scaling them to the machine's speed",
-    )
     args = parser.parse_args(argv)
     paths = sorted((ROOT / "scenarios").glob("*.yaml"))
     if args.only:
@@ -226,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="procsim-accuracy-") as tmp:
         for path in paths:
-            row = measure(
-                path, args.runs, args.kernel, args.machine, Path(tmp), not args.fixed_speed
-            )
+            row = measure(path, args.runs, args.kernel, args.machine, Path(tmp))
             rows.append(row)
             print(
                 f"{row.scenario:28s} model {row.sim_ms:9.2f} ms  real median "

@@ -74,14 +74,6 @@ def compare(
         float | None,
         typer.Option("--timeout", help="Time limit of each real run, in seconds."),
     ] = None,
-    follow_speed: Annotated[
-        bool,
-        typer.Option(
-            "--follow-speed/--fixed-speed",
-            help="Scale the profile's costs to the machine's speed at the real runs (a "
-            "shared machine's speed drifts; the report says by how much), or keep them.",
-        ),
-    ] = True,
 ) -> None:
     """Compare the model with real runs, level by level: outcome, order, timing.
     Exit 0 when every level passes, 5 when a check fails, 2 on bad input."""
@@ -94,9 +86,7 @@ def compare(
     if timeout is not None and timeout <= 0:
         raise _fail(f"--timeout must be a positive number of seconds (got {timeout})")
     if len(inputs) == 1 and inputs[0].suffix.lower() in SCENARIO_SUFFIXES:
-        report, sim, reals = _from_scenario(
-            inputs[0], runs, kernel, machine, keep, timeout, follow_speed
-        )
+        report, sim, reals = _from_scenario(inputs[0], runs, kernel, machine, keep, timeout)
     elif len(inputs) == 1:
         raise _fail(
             f"{inputs[0]}: a single input must be a scenario (.yaml); to compare traces give "
@@ -128,7 +118,6 @@ def _from_scenario(
     machine: Path | None,
     keep: Path | None,
     timeout: float | None,
-    follow_speed: bool,
 ) -> tuple[ComparisonReport, Trace, list[Trace]]:
     from sim.compare import compare_files
     from sim.compare_runs import record_runs
@@ -155,7 +144,6 @@ def _from_scenario(
                     kernel=cast("KernelMode", kernel),  # one of KERNEL_MODES
                     timeout_s=timeout,
                     progress=lambda done: bar.update(task, completed=done),
-                    follow_speed=follow_speed,
                 )
             except RealRunError as exc:
                 raise _fail(f"cannot run {path} for real: {exc}") from None

@@ -44,9 +44,7 @@ process does not move it. What each one times, and how it maps onto the model:
   process reading its CPU clock in a loop as a real run's `compute` does (a
   loop that never enters the kernel runs on to the timer tick: reported too);
 - the RR timeslice as the kernel reports it for a SCHED_RR process
-  (`sched_rr_get_interval`), or from `/proc` without the rights to set one;
-- `measured.loop_ns`: the machine's speed while it was measured (see
-  `sim.machine_speed`), the median over the steps.
+  (`sched_rr_get_interval`), or from `/proc` without the rights to set one.
 
 The only module of procsim that runs real processes for calibration; the
 children's targets are module-level functions so every start method can run them.
@@ -73,7 +71,6 @@ from typing import Any
 
 from sim.calibrate import MachineProfile
 from sim.calibrate_fit import fit_pool_result
-from sim.machine_speed import loop_ns
 from sim.program import StartMethod
 from sim.real.inject import new_run_id, probe_environment
 from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV
@@ -197,9 +194,7 @@ def _measure(report: Progress) -> MachineProfile:
     total = sum(share for _label, share, _run in steps)
     done = 0.0
     results: list[Any] = []
-    speeds: list[float] = []  # the machine's speed as each step begins
     for label, share, run in steps:
-        speeds.append(loop_ns())
         runs = []
         for _ in range(REPEATS):
             report(label, min(done, 1.0))
@@ -277,7 +272,6 @@ def _measure(report: Progress) -> MachineProfile:
         measured={
             "host": platform.node(),
             "probes": PROBES_NOTE if os.environ.get(PROBED_ENV) else "off",
-            "loop_ns": round(statistics.median(speeds), 2),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "python": platform.python_version(),
             "kernel": platform.release(),
