@@ -24,8 +24,8 @@ UPPER_NS = 1_000_000  # no per-result cost is anywhere near 1 ms
 
 def pool_workload(machine: p.Machine, tasks: int, workers: int, task_ns: int) -> p.Scenario:
     """`Pool(workers)`, `tasks` × apply_async of a `task_ns` function with a
-    callback that does nothing, then close() and join(): what
-    `sim.real.calibration` runs for real."""
+    callback that does nothing, then close() and join(): the scenario that
+    `sim.real.calibration` has the scenario executor run for real."""
     return p.Scenario(
         name="calibration-pool",
         description="",

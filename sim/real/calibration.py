@@ -34,7 +34,8 @@ process does not move it. What each one times, and how it maps onto the model:
   tiny function with a callback): `pool_submit`, the submitting thread's CPU
   time per `apply_async`; `pool_worker`, the workers' CPU time per task; and
   `pool_result`, fitted (`sim.calibrate_fit`) so that the model's run of the
-  whole workload — Pool() to join() — takes as long as the real one: the
+  whole workload — Pool() to join() — takes as long as the scenario executor's
+  run of the same scenario (a real run's per-task work, probes included): the
   parent's threads pass the GIL to each other for every task, which costs more
   than their CPU times add up to (those are reported alongside);
 - context switch: a one-byte ping-pong between two processes pinned to one
@@ -58,6 +59,7 @@ import functools
 import json
 import multiprocessing
 import os
+import pickle
 import platform
 import statistics
 import subprocess
@@ -69,9 +71,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from sim import program as p
 from sim.calibrate import MachineProfile
-from sim.calibrate_fit import fit_pool_result
-from sim.program import StartMethod
+from sim.calibrate_fit import fit_pool_result, pool_workload
+from sim.real.executor import RunSpec
 from sim.real.inject import new_run_id, probe_environment
 from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV
 
@@ -81,7 +84,7 @@ _now = time.monotonic_ns
 _cpu = time.thread_time_ns
 
 # Sample counts: enough for a stable median, small enough to stay well under a minute.
-START_SAMPLES: dict[StartMethod, int] = {"fork": 30, "forkserver": 10, "spawn": 6}
+START_SAMPLES: dict[p.StartMethod, int] = {"fork": 30, "forkserver": 10, "spawn": 6}
 QUEUE_CALLS = 2_000
 LATENCY_ROUNDS = 300
 SIZES = (64, 16 * 1024, 256 * 1024, 1024 * 1024)
@@ -218,9 +221,11 @@ def _measure(report: Progress) -> MachineProfile:
     queue_latency = dict(zip(SIZES, queue_lat, strict=True))
     pipe_latency = dict(zip(SIZES, pipe_lat, strict=True))
     call_cpu = {m: figures[1] for m, figures in start.items()}
-    start_cpu: dict[StartMethod, int] = {m: figures[2] for m, figures in start.items()}
+    start_cpu: dict[p.StartMethod, int] = {m: figures[2] for m, figures in start.items()}
     # A forkserver child ends as a fork child does (os._exit after its target).
-    exit_cpu: dict[StartMethod, int] = {m: figures[3] for m, figures in start.items() if figures[3]}
+    exit_cpu: dict[p.StartMethod, int] = {
+        m: figures[3] for m, figures in start.items() if figures[3]
+    }
     if "fork" in exit_cpu and "forkserver" in start:
         exit_cpu["forkserver"] = exit_cpu["fork"]
     queue_slope, pipe_slope = _slope(queue_latency), _slope(pipe_latency)
@@ -282,9 +287,7 @@ def _measure(report: Progress) -> MachineProfile:
     report("fitting the Pool's per-result cost", min(done, 1.0))
     helpers = pool["result_handler"] + pool["task_handler"] + pool["worker_handler"]
     details["pool_helper_threads_cpu_per_task_ns"] = helpers
-    fitted = fit_pool_result(
-        profile.machine(), pool_run_ns, POOL_TASKS, POOL_WORKERS, pool["task_and_callback"]
-    )
+    fitted = fit_pool_result(profile.machine(), pool_run_ns, POOL_TASKS, POOL_WORKERS, 0)
     report("done", 1.0)
     return dataclasses.replace(profile, costs={**profile.costs, "pool_result_ns": fitted})
 
@@ -620,14 +623,6 @@ def _pool_costs() -> dict[str, int]:
         nonlocal calls
         calls += 1
 
-    # The task and the callback themselves, to subtract from the worker's and the
-    # result handler's figures.
-    c0 = _cpu()
-    for i in range(POOL_TASKS):
-        callback(_tiny(i))
-    task_and_callback_ns = (_cpu() - c0) / POOL_TASKS
-    calls = 0
-
     pool = ctx.Pool(POOL_WORKERS)
     try:
         pool.apply(_tiny, (0,))  # workers up and warm
@@ -656,24 +651,35 @@ def _pool_costs() -> dict[str, int]:
         "submit": round(submit_ns),
         **{name: round(ns) for name, ns in spent.items()},
         "worker": round(worker_ns),
-        "task_and_callback": round(task_and_callback_ns),
     }
 
 
-def _nothing(_value: int) -> None:
-    """The callback of the timed Pool run."""
+# The root of a real run, timing the executor's run of the pickled RunSpec on stdin.
+_POOL_SCRIPT = """
+import pickle, sys, time
+from sim.real import executor
+spec = pickle.loads(sys.stdin.buffer.read())
+began = time.monotonic_ns()
+executor.run(spec)
+print(time.monotonic_ns() - began)
+"""
 
 
 def _pool_run() -> int:
-    """Wall time of Pool(4), POOL_TASKS × apply_async(tiny, callback), close(), join()."""
-    ctx = multiprocessing.get_context("fork")
-    t0 = _now()
-    pool = ctx.Pool(POOL_WORKERS)
-    for i in range(POOL_TASKS):
-        pool.apply_async(_tiny, (i,), callback=_nothing)
-    pool.close()
-    pool.join()
-    return _now() - t0
+    """Wall time of the Pool workload the model is fitted to
+    (`sim.calibrate_fit.pool_workload`: Pool(4), POOL_TASKS × apply_async with a
+    callback, close(), join()), run as a real run runs it: by the scenario
+    executor, in a root process of its own."""
+    scenario = pool_workload(p.Machine(), POOL_TASKS, POOL_WORKERS, 0)
+    done = subprocess.run(
+        [sys.executable, "-c", _POOL_SCRIPT],
+        input=pickle.dumps(RunSpec(scenario, "fork")),
+        capture_output=True,
+        timeout=120,
+        check=True,
+        env=_child_environment(),
+    )
+    return int(done.stdout.split()[-1])
 
 
 def _pool_create() -> tuple[int, int]:
