@@ -39,6 +39,10 @@ from sim.trace import JobEvent
 # A ready or blocked state shorter than this is passed through, not waited in: the
 # model changes state in no time where the kernel takes a wake-up's microseconds.
 PASSING_NS = 100_000
+# A real task blocked with no recorded call open, for less than this, waited
+# inside the kernel (a page fault, a kernel lock while processes fork and exit):
+# not a state of the program, which the model does not have either.
+KERNEL_WAIT_NS = 1_000_000
 _SHOWN = 5  # problems listed per trace and rule; the count says how many there were
 _Finder = Callable[[Facts], list[str]]
 
@@ -228,6 +232,7 @@ def _sequence(facts: Facts, task: str) -> list[str]:
     out: list[str] = []
     for iv in facts.intervals.get(task, ()):
         passing = iv.state in ("ready", "blocked") and iv.duration_ns < PASSING_NS
+        passing |= iv.state == "blocked" and not iv.reason and iv.duration_ns < KERNEL_WAIT_NS
         if passing or iv.state == "new" or (iv.state == "ready" and not out):
             continue
         name = iv.state if iv.state != "blocked" else f"blocked {iv.reason or '?'}"

@@ -166,6 +166,25 @@ def test_swapped_state_sequence_fails_order() -> None:
     assert problem.startswith("real 1: C: state 2 is ready, model blocked q.get")
 
 
+@pytest.mark.parametrize(("units", "passes"), [(0.05, True), (0.2, False)])
+def test_a_short_wait_in_the_kernel_is_not_a_state_of_the_program(
+    units: float, passes: bool
+) -> None:
+    """main blocked with no call open: 0.5 ms is the kernel's (a page fault, a
+    lock while processes fork); 2 ms is a state the model does not have."""
+    sim = queue_trace()
+    real = edit(
+        as_real(sim),
+        lambda events: [
+            *events,
+            StateChanged(round(1.5 * U), "main", "blocked"),
+            run(1.5 + units, "main"),
+        ],
+    )
+    report = compare(sim, real)
+    assert report.check("state sequences").status == ("pass" if passes else "fail")
+
+
 def test_dispatch_order_compares_who_ran_first() -> None:
     sim = queue_trace()
     # C runs before P in the real run.
