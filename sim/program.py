@@ -519,6 +519,9 @@ class Costs:
     gil_turn_ns: int = 350_000
     # CPU time of a print() of one line, flushed (a write to stdout).
     print_ns: int = 5_000
+    # Thread.start() in the starting thread: it waits until the new thread runs
+    # (a user thread, or a Queue's feeder at the process's first put).
+    thread_start_ns: int = 100_000
     # What the main process runs once its code ends, before it joins its threads
     # and children: the interpreter's shutdown up to multiprocessing's exit function.
     shutdown_ns: int = 400_000

@@ -628,6 +628,7 @@ class CostsModel(Strict):
     gil_switch_interval: PositiveDuration = _optional()
     gil_turn: PositiveDuration = _optional()
     print: FixedDuration = _optional()
+    thread_start: FixedDuration = _optional()
     shutdown: FixedDuration = _optional()
 
 

@@ -42,6 +42,7 @@ ZERO_COSTS = {
     "pool_worker": "0ns",
     "pool_result": "0ns",
     "print": "0ns",
+    "thread_start": "0ns",
     "shutdown": "0ns",
 }
 

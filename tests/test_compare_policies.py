@@ -64,16 +64,41 @@ def on_one_cpu(scenario: p.Scenario, policy: p.PolicyName) -> p.Scenario:
 
 
 def _compare(scenario: p.Scenario, tmp_path: Path) -> object:
+    """The comparison with one real run; run again, once, if a task of that run
+    waited inside the kernel (see `_kernel_wait`): on a CPU held by real-time
+    tasks, the kernel thread it waits for may not run until they block, which
+    changes the dispatch order — the kernel's doing, not the policy's."""
     from sim.compare_runs import compare_scenario
     from sim.real import RealRunError
 
-    try:
-        report, _ = compare_scenario(scenario, tmp_path, runs=1, kernel="on")
-    except RealRunError as exc:
-        if "kernel tracing unavailable" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    for attempt in (1, 2):
+        try:
+            report, recorded = compare_scenario(
+                scenario, tmp_path / f"attempt-{attempt}", runs=1, kernel="on"
+            )
+        except RealRunError as exc:
+            if "kernel tracing unavailable" in str(exc):
+                pytest.skip(str(exc))
+            raise
+        waited = _kernel_wait(recorded.real_paths[0])
+        if waited is None:
+            break
+        print(f"attempt {attempt}: {waited}")
     return report
+
+
+def _kernel_wait(path: Path) -> str | None:
+    """A task that was blocked for 1 ms or more with no recorded call open."""
+    from sim.compare_facts import facts_of
+    from sim.compare_order import KERNEL_WAIT_NS
+    from sim.trace import read_trace
+
+    facts = facts_of(read_trace(path), "real")
+    for task, intervals in facts.intervals.items():
+        for iv in intervals:
+            if iv.state == "blocked" and not iv.reason and iv.duration_ns >= KERNEL_WAIT_NS:
+                return f"{task} waited {iv.duration_ns / 1e6:.1f} ms in the kernel"
+    return None
 
 
 def _explain(report: object) -> str:

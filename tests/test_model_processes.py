@@ -23,7 +23,9 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
         if isinstance(op, Sleep)
     }
     # The main code: two start() calls, a thread start and a print.
-    code_done = 2 * costs.start_call_ns + costs.first_start_ns + costs.print_ns
+    code_done = (
+        2 * costs.start_call_ns + costs.first_start_ns + costs.thread_start_ns + costs.print_ns
+    )
     # Then the interpreter's shutdown, up to joining the threads.
     main_free = code_done + costs.shutdown_ns
     # The child (ready first) and the helper thread wait for a CPU: main frees
@@ -227,6 +229,7 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
         if waiting is not None and waiting.state != "terminated":
             assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
             assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
-    # Together they take as long as one thread doing both halves; then the main
-    # process shuts down.
-    assert run.end.t == 2 * 30 * MS + run.scenario.machine.costs.shutdown_ns
+    # Together they take as long as one thread doing both halves, after main has
+    # started them; then the main process shuts down.
+    costs = run.scenario.machine.costs
+    assert run.end.t == 2 * costs.thread_start_ns + 2 * 30 * MS + costs.shutdown_ns

@@ -338,6 +338,7 @@ class Processes:
             task.process, op.name, "thread", body, op.daemon, task.name, op.target
         )
         self.threads[op.name] = thread
+        yield from self.scheduler.work(task, self.scenario.machine.costs.thread_start_ns)
 
     def is_alive(self, name: str) -> bool:
         thread = self.threads.get(name)

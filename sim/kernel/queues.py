@@ -117,7 +117,10 @@ class SimQueue:
         rt.sink.emit(MessageEvent(rt.env.now, task.name, "put", self.name, message.msg, op.size))
         if self.joinable:
             self.unfinished += 1
+        starts_feeder = id(task.process) not in self.feeders
         feeder = self._feeder_of(task)
+        if starts_feeder:  # the first put starts the feeder thread, and waits for it
+            yield from rt.scheduler.work(task, rt.costs.thread_start_ns)
         feeder.buffer.append(message)
         assert feeder.idle is not None
         feeder.idle.wake_one()

@@ -26,6 +26,8 @@ process does not move it. What each one times, and how it maps onto the model:
   parent also waits for each of its threads to start, less `start_call`; the
   intercept of Pool(1)'s and Pool(3)'s CPU times is reported too;
 - `print`: the CPU time of a flushed `print()` of one line to stdout;
+- `thread_start`: the wall time of `Thread.start()`, which waits until the new
+  thread has run;
 - `gil_turn`: how long the Pool's worker handler keeps the GIL each time it
   gets it while a result waits unread in the result pipe (CPython's wait()
   there watches that pipe too, so the loop spins): with callbacks slower than
@@ -66,6 +68,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -97,6 +100,7 @@ POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
 PINGS = 3_000
 PRINTS = 2_000
+THREAD_STARTS = 200
 SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
 
@@ -190,6 +194,7 @@ def _measure(report: Progress) -> MachineProfile:
         ("Pool creation", 0.05, _pool_create),
         ("Pool worker handler's turns", 0.1, _gil_turn),
         ("print", 0.02, _print_cost),
+        ("thread start", 0.02, _thread_start),
         ("context switch", 0.05, _context_switch),
         ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
         ("timer tick", 0.05, functools.partial(_fair_slice, False)),
@@ -216,6 +221,7 @@ def _measure(report: Progress) -> MachineProfile:
         created,
         turn_ns,
         print_ns,
+        thread_start_ns,
     ) = results[len(methods) : -4]
     pool_wall_ns, pool_create_cpu_ns, pool_worker_start_ns = created
     (switch_ns, ping_ns), slice_ns, tick_ns, rr_ns = results[-4:]
@@ -272,6 +278,7 @@ def _measure(report: Progress) -> MachineProfile:
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
         "gil_turn_ns": turn_ns,
         "print_ns": print_ns,
+        "thread_start_ns": thread_start_ns,
     }
     profile = MachineProfile(
         cpus=len(os.sched_getaffinity(0)),
@@ -609,6 +616,23 @@ def _print_cost() -> int:
             return round((_cpu() - c0) / PRINTS)
         finally:
             sys.stdout = saved
+
+
+def _idle() -> None:
+    """The target of the threads whose start is timed."""
+
+
+def _thread_start() -> int:
+    """Wall time of `Thread.start()`: it returns once the new thread has run
+    and said so, which takes a GIL hand-over each way."""
+    samples = []
+    for _ in range(THREAD_STARTS):
+        thread = threading.Thread(target=_idle)
+        t0 = _now()
+        thread.start()
+        samples.append(_now() - t0)
+        thread.join()
+    return _median(samples)
 
 
 def _schedstat_cpu(path: str) -> int:
