@@ -114,6 +114,7 @@ machine:
     gil_turn: 10us
     print: 11us
     shutdown: 12us
+    thread_start: 13us
 main: []
 """
 
@@ -154,6 +155,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             gil_turn_ns=10 * US,
             print_ns=11 * US,
             shutdown_ns=12 * US,
+            thread_start_ns=13 * US,
         ),
     )
 
