@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from sim.calibrate import MachineProfile, read_profile, read_profile_text
 from sim.cli.app import app
+from tests.real_checks import kernel_missing
 
 MS = 1_000_000
 
@@ -45,6 +46,9 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert latency["1048576"] > latency["64"]  # a megabyte takes longer than a few bytes
     # Measured as real runs run: with the probes, children started as the executor does.
     assert profile.measured["probes"].startswith("on")
+    # And, where perf can, while the scheduler's events are recorded, as real runs are.
+    traced = "on" if kernel_missing() is None else "unavailable"
+    assert profile.measured["kernel_trace"].startswith(traced)
     assert 0 < costs["print_ns"] < MS
     assert 0 < costs["shutdown_ns"] < 50 * MS
 
@@ -59,10 +63,16 @@ def _fixed_profile() -> MachineProfile:
     )
 
 
+def _fixed_measure(
+    progress: object = None, probes: bool = True, kernel: str = "auto"
+) -> MachineProfile:
+    return _fixed_profile()
+
+
 def test_calibrate_writes_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sim.real.calibration as calibration
 
-    monkeypatch.setattr(calibration, "measure", lambda progress=None, probes=True: _fixed_profile())
+    monkeypatch.setattr(calibration, "measure", _fixed_measure)
     out = tmp_path / "machine.yaml"
     result = CliRunner().invoke(app, ["calibrate", "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -73,7 +83,7 @@ def test_calibrate_writes_the_profile(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_calibrate_prints_the_profile_without_o(monkeypatch: pytest.MonkeyPatch) -> None:
     import sim.real.calibration as calibration
 
-    monkeypatch.setattr(calibration, "measure", lambda progress=None, probes=True: _fixed_profile())
+    monkeypatch.setattr(calibration, "measure", _fixed_measure)
     result = CliRunner().invoke(app, ["calibrate"])
     assert result.exit_code == 0, result.output
     assert read_profile_text(result.stdout).machine() == _fixed_profile().machine()
@@ -84,7 +94,7 @@ def test_calibrate_reports_an_unwritable_output(
 ) -> None:
     import sim.real.calibration as calibration
 
-    monkeypatch.setattr(calibration, "measure", lambda progress=None, probes=True: _fixed_profile())
+    monkeypatch.setattr(calibration, "measure", _fixed_measure)
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = CliRunner().invoke(app, ["calibrate", "-o", str(blocker / "machine.yaml")])
@@ -97,16 +107,19 @@ def test_calibrate_measures_with_probes_unless_told_not_to(
 ) -> None:
     import sim.real.calibration as calibration
 
-    asked: list[bool] = []
+    asked: list[tuple[bool, str]] = []
 
-    def fake(progress: object = None, probes: bool = True) -> MachineProfile:
-        asked.append(probes)
+    def fake(progress: object = None, probes: bool = True, kernel: str = "auto") -> MachineProfile:
+        asked.append((probes, kernel))
         return _fixed_profile()
 
     monkeypatch.setattr(calibration, "measure", fake)
     assert CliRunner().invoke(app, ["calibrate"]).exit_code == 0
-    assert CliRunner().invoke(app, ["calibrate", "--no-probes"]).exit_code == 0
-    assert asked == [True, False]
+    assert CliRunner().invoke(app, ["calibrate", "--no-probes", "--kernel", "off"]).exit_code == 0
+    assert asked == [(True, "auto"), (False, "off")]
+    result = CliRunner().invoke(app, ["calibrate", "--kernel", "sometimes"])
+    assert result.exit_code == 2 and "--kernel must be one of auto, on, off" in result.stderr
+    assert len(asked) == 2
 
 
 def test_a_failed_measuring_process_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

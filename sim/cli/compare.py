@@ -287,6 +287,14 @@ def calibrate(
             "without procsim."
         ),
     ] = True,
+    kernel: Annotated[
+        str,
+        typer.Option(
+            "--kernel",
+            help="Measure while perf records the scheduler's events, as in real runs with "
+            "kernel tracing (its cost per context switch is theirs): auto, on or off.",
+        ),
+    ] = "auto",
 ) -> None:
     """Measure this machine's multiprocessing and scheduler costs (about a
     minute) and write a machine profile for `simulate --machine` and
@@ -294,6 +302,8 @@ def calibrate(
     from sim.calibrate import render_profile, write_profile
     from sim.real.calibration import CalibrationError, measure
 
+    if kernel not in KERNEL_MODES:
+        raise _fail(f"--kernel must be one of {', '.join(KERNEL_MODES)} (got {kernel!r})")
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -307,6 +317,7 @@ def calibrate(
             profile = measure(
                 lambda label, done: bar.update(task, description=label, completed=done),
                 probes=probes,
+                kernel=cast("KernelMode", kernel),  # one of KERNEL_MODES
             )
         except (OSError, CalibrationError) as exc:
             raise _fail(f"a measurement failed: {exc}", ExitCode.ERROR) from None

@@ -73,7 +73,7 @@ import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim import program as p
 from sim.calibrate import MachineProfile
@@ -81,6 +81,9 @@ from sim.calibrate_fit import fit_pool_result, pool_workload
 from sim.real.executor import RunSpec
 from sim.real.inject import new_run_id, probe_environment
 from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV
+
+if TYPE_CHECKING:
+    from sim.real.runner import KernelMode
 
 Progress = Callable[[str, float], None]  # what is being measured, fraction done (0..1)
 
@@ -108,40 +111,62 @@ GAP_NS = 30_000  # a pause longer than this in a spinning loop means another tas
 REPEATS = 5  # each measurement runs this often; the median of the runs is kept
 PROBED_ENV = "PROCSIM_CALIBRATE_PROBED"  # set for a measuring process run under probes
 PROBES_NOTE = "on: measured with procsim's probes installed, as in procsim's real runs"
+KERNEL_NOTE = "on: measured while perf recorded the scheduler's events, as in real runs traced so"
 
 
 class CalibrationError(Exception):
     """A measurement could not be made; `str()` says why."""
 
 
-def measure(progress: Progress | None = None, probes: bool = True) -> MachineProfile:
+def measure(
+    progress: Progress | None = None, probes: bool = True, kernel: KernelMode = "auto"
+) -> MachineProfile:
     """Measure this machine; `progress` is told what runs and how far along it is.
 
     With `probes`, every measurement runs with procsim's probes installed, as
     they are in the real runs the model is compared with (a child process of
     this one measures, under the probe environment a real run has); without,
-    the figures are those of programs run without procsim."""
+    the figures are those of programs run without procsim. `kernel`: record
+    the scheduler's events meanwhile, as a real run with kernel tracing does
+    (`auto`: when perf can), and throw them away: tracing costs every context
+    switch and wake-up something, and the runs the model is compared with pay it."""
     report = progress or (lambda _label, _done: None)
-    if not probes:
-        return _measure(report)
     # Imported here, not by the measuring process: a fork costs more the more
     # its parent has loaded.
+    from sim.real.runner import RealRunError, start_kernel
+
+    with tempfile.TemporaryDirectory(prefix="procsim-calibrate-") as work:
+        try:
+            recorder, status = start_kernel(kernel, Path(work), keep=False)
+        except RealRunError as exc:
+            raise CalibrationError(str(exc)) from None
+        try:
+            profile = _measure_probed(report, recorder is not None) if probes else _measure(report)
+        finally:
+            if recorder is not None:
+                recorder.stop()
+    note = KERNEL_NOTE if status == "on" else status
+    return dataclasses.replace(profile, measured={**profile.measured, "kernel_trace": note})
+
+
+def _measure_probed(report: Progress, schedstat: bool) -> MachineProfile:
+    """`_measure` in a child process run under the probes, as `procsim real` runs a
+    scenario's root process (`schedstat`: with kernel tracing)."""
     from sim.real import cleanup
     from sim.real.runner import memory_dir
 
     with tempfile.TemporaryDirectory(prefix="procsim-calibrate-", dir=memory_dir()) as records:
         run_id = new_run_id()
-        env = probe_environment(Path(records), run_id, importable=True)
+        env = probe_environment(Path(records), run_id, importable=True, schedstat=schedstat)
         env[PROBED_ENV] = "1"
         proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD_CODE], env=env, stdout=subprocess.PIPE, text=True
         )
         try:
-            profile = _read_measurements(proc, report)
+            return _read_measurements(proc, report)
         finally:
             cleanup.kill_run(proc.pid, run_id)
             proc.wait()
-    return profile
 
 
 _CHILD_CODE = "from sim.real.calibration import serve; serve()"

@@ -106,11 +106,12 @@ def perf_path() -> str | None:
 
 
 class KernelRecorder:
-    """`perf record` of the scheduler tracepoints on all CPUs, in `directory`."""
+    """`perf record` of the scheduler tracepoints on all CPUs, in `directory`.
+    `keep=False` sends the events to /dev/null: tracing's cost without its file."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, keep: bool = True) -> None:
         self.directory = directory
-        self.data = directory / "sched.data"
+        self.data = directory / "sched.data" if keep else Path(os.devnull)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = directory / "perf.log"
 
@@ -183,7 +184,7 @@ class KernelRecorder:
 
     def events(self) -> Iterator[SchedEvent]:
         perf = perf_path()
-        if perf is None or not self.data.exists():
+        if perf is None or not self.data.is_file():
             return
         argv = [perf, "script", "-i", str(self.data), "--ns", "-F"]
         argv += ["pid,tid,cpu,time,event,trace"]

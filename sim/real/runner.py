@@ -146,10 +146,13 @@ def compile_runtime() -> None:
             compileall.compile_dir(str(directory), quiet=2)
 
 
-def _start_kernel(mode: KernelMode, work: Path) -> tuple[KernelRecorder | None, str]:
+def start_kernel(
+    mode: KernelMode, work: Path, keep: bool = True
+) -> tuple[KernelRecorder | None, str]:
+    """The kernel recorder for `mode`, recording, and what the header says of it."""
     if mode == "off":
         return None, "off"
-    recorder = KernelRecorder(work)
+    recorder = KernelRecorder(work, keep)
     try:
         recorder.start()
     except KernelTraceUnavailable as exc:
@@ -256,7 +259,7 @@ def _run_with_probes(
     executor: bool,
 ) -> RealResult:
     run_id = new_run_id()
-    recorder, kernel_status = _start_kernel(mode, work)
+    recorder, kernel_status = start_kernel(mode, work)
     env = probe_environment(probe_dir, run_id, importable=executor, schedstat=recorder is not None)
     stop = threading.Event()
     proc: subprocess.Popen[bytes] | None = None
