@@ -512,6 +512,12 @@ class Costs:
     pool_submit_ns: int = 10_000
     pool_worker_ns: int = 20_000
     pool_result_ns: int = 10_000
+    # Pool, in the parent's helper threads: the task handler's per task (pickle
+    # it and write it into the workers' pipe); one turn of the worker handler's
+    # loop (check the workers, then wait() on their sentinels, the change
+    # notifier and the result pipe, which wakes it for every result).
+    pool_dispatch_ns: int = 10_000
+    pool_maintain_ns: int = 15_000
     # The interpreter's switch interval (sys.getswitchinterval()); and how long a
     # thread looping on system calls that return at once (a Pool's worker
     # handler while a result waits unread) keeps the GIL each time it gets it.

@@ -625,6 +625,8 @@ class CostsModel(Strict):
     pool_submit: FixedDuration = _optional()
     pool_worker: FixedDuration = _optional()
     pool_result: FixedDuration = _optional()
+    pool_dispatch: FixedDuration = _optional()
+    pool_maintain: FixedDuration = _optional()
     gil_switch_interval: PositiveDuration = _optional()
     gil_turn: PositiveDuration = _optional()
     print: FixedDuration = _optional()

@@ -41,6 +41,8 @@ ZERO_COSTS = {
     "pool_submit": "0ns",
     "pool_worker": "0ns",
     "pool_result": "0ns",
+    "pool_dispatch": "0ns",
+    "pool_maintain": "0ns",
     "print": "0ns",
     "thread_start": "0ns",
     "shutdown": "0ns",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from model_helpers import MS, Run, machine, run_file, run_text
+from model_helpers import MS, US, Run, machine, run_file, run_text
 
 from sim.trace import JobEvent, MessageEvent
 
@@ -315,12 +315,44 @@ main:
   - close_pool: p
   - join_pool: p
 """)
-    # The second result is unread from 2 ms; the switch interval (5 ms) gives
-    # the worker handler the GIL at 7, 13 and 19 ms, for 1 ms each.
+    # The first result (1 ms) wakes the worker handler too, though the result
+    # handler reads it at once: it gets a CPU, finds the GIL held by the
+    # callback and asks for it. The second result is unread from 2 ms, so each
+    # forced switch (every 5 ms) gives the worker handler a turn of 1 ms.
     handler = "main.p.worker_handler"
+    asked = next(t for t, _state, reason in run.sequence(handler) if reason == "gil")
+    assert MS <= asked < 2 * MS
     turns = [(a, b) for a, b, _ in run.intervals(handler, "running") if b > a]
-    assert turns == [(7 * MS, 8 * MS), (13 * MS, 14 * MS), (19 * MS, 20 * MS)]
+    assert turns == [(asked + k * MS, asked + (k + 1) * MS) for k in (5, 11, 17)]
     assert [c.t for c in run.jobs("callback")] == [24 * MS, 44 * MS]
-    # It asks for the GIL again at 20 ms and gets it at 25; the last result has
-    # been read meanwhile (24 ms), so the loop waits again.
-    assert (25 * MS, "blocked", "p.workers") in run.sequence(handler)
+    # It asks for the GIL again after its last turn and gets it 5 ms later; the
+    # last result has been read meanwhile (24 ms), so the loop waits again.
+    assert (asked + 23 * MS, "blocked", "p.workers") in run.sequence(handler)
+
+
+def test_the_parents_helper_threads_charge_their_own_per_task_costs() -> None:
+    """The task handler spends `pool_dispatch` on each task it writes into the
+    workers' pipe; every result written wakes the worker handler's wait(),
+    which watches the result pipe, for a turn of its loop (`pool_maintain`),
+    even when the result handler reads the result at once."""
+    run = run_text(f"""
+name: helpers
+{machine(4, pool_dispatch="30us", pool_maintain="50us")}
+objects:
+  p: {{type: pool, workers: 1}}
+functions:
+  task: [{{compute: 1ms}}]
+main:
+  - apply_async: {{pool: p, function: task, times: 3}}
+  - wait_results: p
+  - close_pool: p
+  - join_pool: p
+""")
+
+    def running(task: str) -> int:
+        return sum(b - a for a, b, _ in run.intervals(task, "running"))
+
+    # Three tasks, then a sentinel each for the result handler and the worker (free).
+    assert running("main.p.task_handler") == 3 * 30 * US
+    # A turn at its start, and one for each of the three results.
+    assert running("main.p.worker_handler") == 4 * 50 * US

@@ -115,6 +115,8 @@ machine:
     print: 11us
     shutdown: 12us
     thread_start: 13us
+    pool_dispatch: 14us
+    pool_maintain: 15us
 main: []
 """
 
@@ -156,6 +158,8 @@ def test_every_machine_key_maps_to_its_field() -> None:
             print_ns=11 * US,
             shutdown_ns=12 * US,
             thread_start_ns=13 * US,
+            pool_dispatch_ns=14 * US,
+            pool_maintain_ns=15 * US,
         ),
     )
 

@@ -93,6 +93,7 @@ class SimPool:
         # CPython's change notifier is a queue: a notification sent while the
         # worker handler is busy (starting a replacement) waits for it.
         self._handler_notified = False
+        self._result_wakes = 0  # results written since the worker handler's last turn
         self._result_waiters = WaitQueue(rt.env, rt.scheduler)
         self.inqueue = SimpleQueue(rt, f"{self.name}.inqueue", self._pool_tasks)
         self.outqueue = SimpleQueue(rt, f"{self.name}.outqueue", self._pool_tasks)
@@ -192,12 +193,11 @@ class SimPool:
             size = rt.scenario.functions[job.function].result_size * chunk.items
             result = Message(rt.next_message_id(), size)
             self._payloads[result.msg] = chunk
-            reader_waiting = len(self.outqueue.channel.readers) > 0
             yield from self.outqueue.put(task, result, 0)
-            if not reader_waiting:
-                # The result handler is busy: the result waits unread, and the
-                # worker handler's wait() sees the result pipe readable.
-                self._handler_wake.wake_one()
+            # The worker handler's wait() watches the result pipe too: each
+            # result wakes it, whether or not the result handler reads it first.
+            self._result_wakes += 1
+            self._handler_wake.wake_one()
             completed += 1
 
     def _handle_tasks(self, task: Task) -> Steps:
@@ -212,7 +212,7 @@ class SimPool:
                 break
             message = Message(rt.next_message_id(), chunk.arg_size * chunk.items)
             self._payloads[message.msg] = chunk
-            yield from self.inqueue.put(task, message, 0)
+            yield from self.inqueue.put(task, message, rt.costs.pool_dispatch_ns)
         # No more work: one sentinel for the result handler, one for each worker.
         for queue in (self.outqueue, *([self.inqueue] * len(self.pool.workers))):
             sentinel = Message(rt.next_message_id(), SENTINEL_SIZE)
@@ -257,14 +257,16 @@ class SimPool:
                 if proc.exit_code is not None:
                     self.pool.workers.remove(proc)
                     yield from self._start_worker(task)
+            # A turn of the loop (_maintain_pool, then wait()) per result
+            # written since the last: each woke it. Charged together, as the
+            # handler runs them once it has the GIL.
+            turns, self._result_wakes = max(1, self._result_wakes), 0
+            yield from rt.scheduler.work(task, turns * rt.costs.pool_maintain_ns)
             if self.outqueue.channel.messages:
-                # CPython's wait() here also watches the result pipe, so it
-                # returns at once while a result waits there unread: the loop
-                # spins, taking the GIL in turns with the result handler, until
-                # that has read every result.
-                yield from rt.scheduler.work(task, 0)
-                if self.outqueue.channel.messages:
-                    yield from rt.scheduler.spin(task, rt.costs.gil_turn_ns)
+                # wait() watches the result pipe, so it returns at once while a
+                # result waits there unread: the loop spins, taking the GIL in
+                # turns with the result handler, until that has read every result.
+                yield from rt.scheduler.spin(task, rt.costs.gil_turn_ns)
                 continue
             if not self._handler_notified:
                 yield from self._handler_wake.wait(task, f"{self.name}.workers", self._pool_tasks)

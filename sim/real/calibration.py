@@ -34,13 +34,15 @@ process does not move it. What each one times, and how it maps onto the model:
   the tasks, its CPU time over the number of switch intervals the callbacks
   last;
 - Pool, set up as the reference text's example (4 workers, `apply_async` of a
-  tiny function with a callback): `pool_submit`, the submitting thread's CPU
-  time per `apply_async`; `pool_worker`, the workers' CPU time per task; and
-  `pool_result`, fitted (`sim.calibrate_fit`) so that the model's run of the
-  whole workload — Pool() to join() — takes as long as the scenario executor's
-  run of the same scenario (a real run's per-task work, probes included): the
-  parent's threads pass the GIL to each other for every task, which costs more
-  than their CPU times add up to (those are reported alongside);
+  tiny function with a callback), the CPU time per task of each of its parts:
+  `pool_submit` in the submitting thread, `pool_dispatch` in the task handler,
+  `pool_maintain` in the worker handler (a turn of its loop per result: its
+  wait() watches the result pipe), `pool_result` in the result handler and
+  `pool_worker` in the workers; the same workload, written as a scenario
+  (`sim.calibrate_pool`), is run by the scenario executor in a root process of
+  its own, as real runs run, and its wall time is reported beside the model's
+  run of it with the measured costs (the parent's threads take turns with the
+  GIL, so their CPU times add up to about the makespan);
 - context switch: a one-byte ping-pong between two processes pinned to one
   CPU, less the same writes and reads done without switching;
 - the fair scheduler's effective slice: two CPU-bound processes pinned to one
@@ -77,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim import program as p
 from sim.calibrate import MachineProfile
-from sim.calibrate_fit import fit_pool_result, pool_workload
+from sim.calibrate_pool import modelled_pool_run_ns, pool_workload
 from sim.real.executor import RunSpec
 from sim.real.inject import new_run_id, probe_environment
 from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV
@@ -274,7 +276,7 @@ def _measure(report: Progress) -> MachineProfile:
         "queue_latency_ns": {str(size): ns for size, ns in queue_latency.items()},
         "pipe_latency_ns": {str(size): ns for size, ns in pipe_latency.items()},
         "pool_per_task_ns": pool,
-        "pool_run_ns": {"tasks": POOL_TASKS, "workers": POOL_WORKERS, "makespan": pool_run_ns},
+        "pool_run_ns": {"tasks": POOL_TASKS, "workers": POOL_WORKERS, "real": pool_run_ns},
         "pool_worker_start_call_ns": pool_worker_start_ns,
         "pool_create_cpu_ns": pool_create_cpu_ns,
         "pool1_wall_ns": pool_wall_ns,
@@ -300,6 +302,9 @@ def _measure(report: Progress) -> MachineProfile:
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
         "pool_worker_ns": pool["worker"],
+        "pool_result_ns": pool["result_handler"],
+        "pool_dispatch_ns": pool["task_handler"],
+        "pool_maintain_ns": pool["worker_handler"],
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
         "gil_turn_ns": turn_ns,
         "print_ns": print_ns,
@@ -323,12 +328,13 @@ def _measure(report: Progress) -> MachineProfile:
             "details": details,
         },
     )
-    report("fitting the Pool's per-result cost", min(done, 1.0))
-    helpers = pool["result_handler"] + pool["task_handler"] + pool["worker_handler"]
-    details["pool_helper_threads_cpu_per_task_ns"] = helpers
-    fitted = fit_pool_result(profile.machine(), pool_run_ns, POOL_TASKS, POOL_WORKERS, 0)
+    report("modelling the Pool workload", min(done, 1.0))
+    # The model's run of the Pool workload with these costs, beside the real one.
+    details["pool_run_ns"]["model"] = modelled_pool_run_ns(
+        profile.machine(), POOL_TASKS, POOL_WORKERS, 0
+    )
     report("done", 1.0)
-    return dataclasses.replace(profile, costs={**profile.costs, "pool_result_ns": fitted})
+    return profile
 
 
 # --- process start --------------------------------------------------------------
@@ -723,7 +729,7 @@ print(time.monotonic_ns() - began)
 
 def _pool_run() -> int:
     """Wall time of the Pool workload the model is fitted to
-    (`sim.calibrate_fit.pool_workload`: Pool(4), POOL_TASKS × apply_async with a
+    (`sim.calibrate_pool.pool_workload`: Pool(4), POOL_TASKS × apply_async with a
     callback, close(), join()), run as a real run runs it: by the scenario
     executor, in a root process of its own."""
     scenario = pool_workload(p.Machine(), POOL_TASKS, POOL_WORKERS, 0)
