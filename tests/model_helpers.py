@@ -159,9 +159,15 @@ def run_text(text: str) -> Run:
     return run_scenario(load_scenario_text(text, "<test>"))
 
 
-def run_file(name: str) -> Run:
+def run_file(name: str, **settings: int) -> Run:
     """A shipped scenario, by file name (`pipe_full.yaml`), on the machine of its
     profile but with free context switches, so that every time is a sum of the
-    scenario's durations and its machine's costs."""
+    scenario's durations and its machine's costs; `settings` replace policy
+    settings (`linux_base_slice_ns=...`)."""
     scenario = load_scenario(SCENARIOS / name)
-    return run_scenario(replace(scenario, machine=replace(scenario.machine, context_switch_ns=0)))
+    machine = replace(
+        scenario.machine,
+        context_switch_ns=0,
+        settings=replace(scenario.machine.settings, **settings),
+    )
+    return run_scenario(replace(scenario, machine=machine))

@@ -12,7 +12,10 @@ from sim.scenario import ScenarioError, load_scenario_text
 
 
 def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
-    run = run_file("reference_daemon.yaml")
+    # A fair-scheduler slice longer than the main code and its shutdown: with the
+    # profile's costs, main would otherwise be preempted for a waiting child
+    # partway through, depending on how those costs add up.
+    run = run_file("reference_daemon.yaml", linux_base_slice_ns=20 * MS)
     scenario = run.scenario
     costs = scenario.machine.costs
     start_up, exit_ = costs.start_cpu_ns["fork"], costs.exit_cpu_ns["fork"]
