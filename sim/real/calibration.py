@@ -113,7 +113,9 @@ GAP_NS = 30_000  # a pause longer than this in a spinning loop means another tas
 REPEATS = 5  # each measurement runs this often; the median of the runs is kept
 PROBED_ENV = "PROCSIM_CALIBRATE_PROBED"  # set for a measuring process run under probes
 PROBES_NOTE = "on: measured with procsim's probes installed, as in procsim's real runs"
-KERNEL_NOTE = "on: measured while perf recorded the scheduler's events, as in real runs traced so"
+KERNEL_NOTE = (
+    "on: measured while perf recorded the scheduler's events, as in kernel-traced real runs"
+)
 
 
 class CalibrationError(Exception):
@@ -728,7 +730,7 @@ print(time.monotonic_ns() - began)
 
 
 def _pool_run() -> int:
-    """Wall time of the Pool workload the model is fitted to
+    """Wall time of the Pool workload whose model run is reported beside it
     (`sim.calibrate_pool.pool_workload`: Pool(4), POOL_TASKS × apply_async with a
     callback, close(), join()), run as a real run runs it: by the scenario
     executor, in a root process of its own."""
