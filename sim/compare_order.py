@@ -134,22 +134,48 @@ def _queue_joins(facts: Facts) -> list[str]:
         elif m.op == "get":
             got.setdefault(m.msg, m.t)
     found = []
+    for task, queue, returned in _join_returns(facts, pools):
+        for t, msg in puts.get(queue, ()):
+            if t < returned and got.get(msg, returned + 1) > returned:
+                found.append(
+                    f"{task}: {queue}.join returned at {_ms(returned)} before message "
+                    f"{msg} (put at {_ms(t)}) was got"
+                )
+    return found
+
+
+def _join_returns(facts: Facts, pools: set[str]) -> list[tuple[str, str, int]]:
+    """(task, queue, when it returned) of every queue join that returned. The
+    kernel can split one join into several blocked stretches (its Condition's
+    lock, the GIL, the wait itself), each named after the join: stretches of
+    the same join with nothing the task did in between (a message, a pool job)
+    are one join, which returned when the last of them ended."""
+    actions: dict[str, list[int]] = defaultdict(list)
+    for m in facts.messages:
+        actions[m.task].append(m.t)
+    for job in facts.jobs:
+        actions[job.task].append(job.t)
+    returns: list[tuple[str, str, int]] = []
     for task, intervals in facts.intervals.items():
+        current: tuple[str, int] | None = None  # the join under way: its queue, its last end
         for iv in intervals:
             reason = iv.reason or ""
-            if iv.state != "blocked" or not reason.endswith(".join") or " " in reason:
+            if iv.state != "blocked" or reason == "gil" or reason == "":
                 continue
             queue = reason.removesuffix(".join")
-            returned = iv.end_ns
-            if queue in pools or (returned == facts.end.t and task not in facts.terminated):
-                continue  # a pool's join, or a join that never returned
-            for t, msg in puts.get(queue, ()):
-                if t < returned and got.get(msg, returned + 1) > returned:
-                    found.append(
-                        f"{task}: {queue}.join returned at {_ms(returned)} before message "
-                        f"{msg} (put at {_ms(t)}) was got"
-                    )
-    return found
+            is_join = reason.endswith(".join") and " " not in reason and queue not in pools
+            if current is not None and not (
+                is_join
+                and queue == current[0]
+                and not any(current[1] <= t < iv.start_ns for t in actions[task])
+            ):
+                returns.append((task, *current))
+                current = None
+            if is_join:
+                current = (queue, iv.end_ns)
+        if current is not None and not (current[1] == facts.end.t and task not in facts.terminated):
+            returns.append((task, *current))  # a join that never returned is not one
+    return returns
 
 
 def _daemons(facts: Facts) -> list[str]:

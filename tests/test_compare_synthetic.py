@@ -11,9 +11,11 @@ from compare_helpers import (
     U,
     as_real,
     blocked,
+    created,
     daemon_trace,
     edit,
     ended,
+    header,
     pool_trace,
     queue_trace,
     ready,
@@ -25,7 +27,7 @@ from compare_helpers import (
 from sim import program as p
 from sim.compare import COSTS_NOTE, compare_traces, determinism
 from sim.compare_report import ComparisonReport, write_report
-from sim.trace import End, JobEvent, MessageEvent, StateChanged, Trace
+from sim.trace import End, Event, JobEvent, MessageEvent, StateChanged, Trace
 
 
 def compare(sim: Trace, *reals: Trace, scenario: p.Scenario | None = None) -> ComparisonReport:
@@ -367,3 +369,46 @@ def test_a_model_simulated_with_the_profiles_costs_says_so() -> None:
         for note in report.notes
     )
     assert not any("profile's costs" in n for n in compare(queue_trace(), as_real(sim, 1.0)).notes)
+
+
+def _joinable_queue_trace(join_woken_at: float, gets_at: tuple[float, float]) -> Trace:
+    """P puts messages 1 and 2 on jq and joins it; the kernel wakes P once in
+    the join (its Condition's lock, the GIL) at `join_woken_at`; C gets the
+    messages at `gets_at`; P's join returns at 9."""
+    events: list[Event] = [
+        created(0, "main", "main"),
+        run(0, "main"),
+        created(1, "P"),
+        created(1, "C"),
+        blocked(2, "main", "join P"),
+        run(2, "P"),
+        MessageEvent(round(3 * U), "P", "put", "jq", 1, 64),
+        MessageEvent(round(3.5 * U), "P", "put", "jq", 2, 64),
+        blocked(4, "P", "jq.join"),
+        run(4, "C"),
+        ready(join_woken_at, "P"),
+        run(join_woken_at + 0.1, "P"),
+        blocked(join_woken_at + 0.2, "P", "jq.join"),
+        MessageEvent(round(gets_at[0] * U), "C", "get", "jq", 1, 64),
+        MessageEvent(round(gets_at[1] * U), "C", "get", "jq", 2, 64),
+        blocked(8.5, "C", "jq.get"),
+        ready(9, "P"),
+        run(9, "P"),
+        ended(10, "P"),
+        ended(10, "C", -15, "killed_as_daemon"),
+        run(10, "main"),
+        ended(11, "main"),
+    ]
+    return Trace(header("real"), tuple(events), End(round(11 * U), "complete"))
+
+
+def test_a_queue_join_the_kernel_split_returns_at_its_last_stretch() -> None:
+    from sim.compare_facts import facts_of
+    from sim.compare_order import _queue_joins
+
+    # Woken once inside the join, before either get: still one join, returning at 9.
+    assert _queue_joins(facts_of(_joinable_queue_trace(5, (6, 7)), "real")) == []
+    # A join that really returns before message 2 is got is still caught.
+    early = facts_of(_joinable_queue_trace(5, (6, 9.5)), "real")
+    (problem,) = _queue_joins(early)
+    assert "jq.join returned at 90.000 ms before message 2" in problem
