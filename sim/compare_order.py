@@ -174,7 +174,7 @@ def _join_returns(facts: Facts, pools: set[str]) -> list[tuple[str, str, int]]:
             if is_join:
                 current = (queue, iv.end_ns)
         if current is not None and not (current[1] == facts.end.t and task not in facts.terminated):
-            returns.append((task, *current))  # a join that never returned is not one
+            returns.append((task, *current))  # unless still blocked when the run ended
     return returns
 
 
