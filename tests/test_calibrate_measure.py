@@ -131,3 +131,19 @@ def test_a_failed_measuring_process_is_a_clear_error(monkeypatch: pytest.MonkeyP
     assert result.exit_code == 1
     assert "the measuring process failed (exit code 7)" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_kernel_tracing_required_but_missing_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--kernel on` where perf cannot record: one line, exit 1, nothing measured
+    or written."""
+    import sim.real.kernel_trace as kernel_trace
+
+    monkeypatch.setattr(kernel_trace, "perf_path", lambda: None)
+    out = tmp_path / "machine.yaml"
+    result = CliRunner().invoke(app, ["calibrate", "--kernel", "on", "-o", str(out)])
+    assert result.exit_code == 1
+    assert "kernel tracing unavailable: perf is not installed" in result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()
