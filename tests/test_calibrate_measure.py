@@ -44,6 +44,8 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     details = profile.measured["details"]
     latency = details["queue_latency_ns"]
     assert latency["1048576"] > latency["64"]  # a megabyte takes longer than a few bytes
+    # The Pool workload, run for real and by the model with the measured costs.
+    assert details["pool_run_ns"]["real"] > 0 and details["pool_run_ns"]["model"] > 0
     # Measured as real runs run: with the probes, children started as the executor does.
     assert profile.measured["probes"].startswith("on")
     # And, where perf can, while the scheduler's events are recorded, as real runs are.

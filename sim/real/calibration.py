@@ -332,11 +332,11 @@ def _measure(report: Progress) -> MachineProfile:
     )
     report("modelling the Pool workload", min(done, 1.0))
     # The model's run of the Pool workload with these costs, beside the real one.
-    details["pool_run_ns"]["model"] = modelled_pool_run_ns(
-        profile.machine(), POOL_TASKS, POOL_WORKERS, 0
-    )
+    modelled = modelled_pool_run_ns(profile.machine(), POOL_TASKS, POOL_WORKERS, 0)
+    pool_run = {**details["pool_run_ns"], "model": modelled}
+    with_model = {**profile.measured, "details": {**details, "pool_run_ns": pool_run}}
     report("done", 1.0)
-    return profile
+    return dataclasses.replace(profile, measured=with_model)
 
 
 # --- process start --------------------------------------------------------------

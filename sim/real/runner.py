@@ -155,11 +155,7 @@ def start_kernel(
     recorder = KernelRecorder(work, keep)
     try:
         recorder.start()
-    except KernelTraceUnavailable as exc:
-        if mode == "on":
-            raise RealRunError(f"kernel tracing unavailable: {exc}") from None
-        return None, f"unavailable: {exc}"
-    except OSError as exc:
+    except (KernelTraceUnavailable, OSError) as exc:
         if mode == "on":
             raise RealRunError(f"kernel tracing unavailable: {exc}") from None
         return None, f"unavailable: {exc}"
