@@ -381,6 +381,12 @@ def walk(ops: Block) -> Iterator[Op]:
                 yield from walk(block)
 
 
+def has_arrivals(scenario: Scenario) -> bool:
+    """Whether a process of the scenario is held back until an arrival time."""
+    blocks = (scenario.main, *(f.body for f in scenario.functions.values()))
+    return any(isinstance(op, Spawn) and op.arrive_at is not None for b in blocks for op in walk(b))
+
+
 # --- objects ------------------------------------------------------------------
 
 
@@ -491,6 +497,9 @@ class Costs:
         default_factory=lambda: {"fork": 800_000, "spawn": 5_000_000, "forkserver": 800_000}
     )
     start_call_ns: int = 600_000
+    # The part of start_call after the child exists (os.fork returned): the child
+    # is ready, and may run on another CPU, while the parent finishes start().
+    start_return_ns: int = 300_000
     # What the first start() in a process costs more: it imports the start
     # method's Popen module (a child forked afterwards inherits the import).
     first_start_ns: int = 700_000

@@ -614,6 +614,7 @@ class PerStartMethodModel(Strict):
 
 class CostsModel(Strict):
     start_call: FixedDuration = _optional()
+    start_return: FixedDuration = _optional()
     first_start: FixedDuration = _optional()
     queue_put: FixedDuration = _optional()
     queue_get: FixedDuration = _optional()

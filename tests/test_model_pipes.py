@@ -24,8 +24,10 @@ def test_full_pipe_blocks_send_until_the_reader_drains_it() -> None:
     send_cpu = costs.pipe_send_ns + pickle_ns(costs, size)
     first = costs.start_call_ns + costs.first_start_ns  # the first start() imports Popen
     start = first + costs.start_call_ns  # both children started
-    # Each child runs its start-up on a CPU of its own.
-    sender_up = first + costs.start_cpu_ns["fork"]
+    # Each child exists from its fork, start_return before its start() ends.
+    # The sender runs its start-up on the second CPU at once; the receiver
+    # waits for main's, free once main's second start() ends and it joins.
+    sender_up = first - costs.start_return_ns + costs.start_cpu_ns["fork"]
     receiver_up = start + costs.start_cpu_ns["fork"]
     # The first 40 KiB message fits in 64 KiB; the second does not.
     first_sent = sender_up + send_cpu

@@ -34,7 +34,9 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     # The child (ready first) and the helper thread wait for a CPU: main frees
     # one, the daemon the other once its own start-up ends (then it sleeps).
     # The child takes the first freed, the thread the second.
-    daemon_up = costs.start_call_ns + costs.first_start_ns + start_up
+    # (The daemon exists from the fork, start_return before its start() ends.)
+    forked = costs.start_call_ns + costs.first_start_ns - costs.start_return_ns
+    daemon_up = forked + start_up
     child_cpu, thread_cpu = sorted((main_free, daemon_up))
     thread_done = thread_cpu + sleeps["thread_work"]
     # The child runs its start-up, sleeps, then exits.
@@ -142,7 +144,7 @@ machine:
   start_method: {method}
   start_cost: {{{method}: 7ms}}
   exit_cost: {{{method}: 3ms}}
-  costs: {{start_call: 1ms, first_start: 0ns, print: 0ns}}
+  costs: {{start_call: 1ms, start_return: 0ns, first_start: 0ns, print: 0ns}}
 functions:
   work: [{{compute: 2ms}}, {{print: target done}}]
 main:
@@ -159,6 +161,38 @@ main:
         (5 * MS + 12 * MS, "terminated", None),
     ]
     assert [o.t for o in run.outputs("child")] == [5 * MS + 7 * MS + 2 * MS]
+
+
+@pytest.mark.parametrize(("start_return", "forked_at"), [("400us", 600_000), ("5ms", 0)])
+def test_the_child_exists_from_the_fork_before_start_returns(
+    start_return: str, forked_at: int
+) -> None:
+    """The child is ready `start_return` before the parent's start() ends (the
+    fork is inside it) and runs on a free CPU meanwhile; `start_return` longer
+    than the whole call puts the fork at its beginning."""
+    run = run_text(f"""
+name: fork-point
+machine:
+  cpus: 2
+  context_switch: 0ns
+  start_cost: {{fork: 2ms}}
+  exit_cost: {{fork: 0ns}}
+  costs: {{start_call: 1ms, start_return: {start_return}, first_start: 0ns, print: 0ns}}
+functions:
+  work: [{{compute: 1ms}}]
+main:
+  - spawn: {{name: child, target: work}}
+  - print: started
+  - join: child
+""")
+    created = next(e for e in run.created() if e.task == "child")
+    assert created.t == forked_at
+    assert run.sequence("child") == [
+        (forked_at, "ready", None),
+        (forked_at, "running", None),
+        (forked_at + 3 * MS, "terminated", None),
+    ]
+    assert [o.t for o in run.outputs("main")] == [1 * MS]
 
 
 def test_a_started_child_sleeps_until_its_arrival_time() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -296,3 +297,28 @@ def test_a_stopped_run_names_what_each_task_was_blocked_on() -> None:
         ("p1", "right.recv"),
     }
     assert not any(isinstance(e, StateChanged) and e.state == "terminated" for e in trace.events)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "preemptive", "arrivals", "unmatched"),
+    [
+        (2, False, False, True),  # a child can start while another runs
+        (1, False, True, True),  # an arrival can come while another runs
+        (1, False, False, False),  # every child starts while main (on top) runs
+        (2, True, False, False),  # preemptive priority is SCHED_FIFO's own
+    ],
+)
+def test_non_preemptive_priority_is_listed_where_sched_fifo_would_preempt(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, preemptive: bool, arrivals: bool, unmatched: bool
+) -> None:
+    from sim.program import Machine, PolicySettings
+    from sim.real import policy
+
+    monkeypatch.setattr(policy, "_can_use_realtime", lambda: None)
+    machine = Machine(cpus=cpus, policy="priority", settings=PolicySettings(preemptive=preemptive))
+    planned = policy.plan(machine, arrivals)
+    assert planned.rt_policy == "SCHED_FIFO" and planned.priorities
+    listed = [item for item in planned.not_enforced if item.startswith("policy:")]
+    assert bool(listed) == unmatched, listed
+    if unmatched:
+        assert "non-preemptive priority" in listed[0]

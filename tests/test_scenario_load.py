@@ -99,6 +99,7 @@ machine:
   exit_cost: {fork: 2ms}
   costs:
     start_call: 1ms
+    start_return: 16us
     first_start: 2ms
     queue_put: 1us
     queue_get: 2us
@@ -142,6 +143,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             start_cpu_ns=start_cpu,
             exit_cpu_ns=exit_cpu,
             start_call_ns=1 * MS,
+            start_return_ns=16 * US,
             first_start_ns=2 * MS,
             queue_put_ns=1 * US,
             queue_get_ns=2 * US,

@@ -175,9 +175,9 @@ def markdown(rows: list[Row], load: tuple[str, str], runs: int) -> str:
         lines += [
             "",
             "¹ The real runs did not run under the model's scheduler (sjf, srtf and mlfq have "
-            "no kernel counterpart; SCHED_RR uses the kernel's time slice, not the scenario's "
-            "quantum), so who waited for a CPU differs and per-task times are not compared; "
-            "the makespan is.",
+            "no kernel counterpart, nor has non-preemptive priority on several CPUs; SCHED_RR "
+            "uses the kernel's time slice, not the scenario's quantum), so who waited for a "
+            "CPU differs and per-task times are not compared; the makespan is.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -117,9 +117,10 @@ class Processes:
         arrive_at: int | None = None,
         program: str = "",
     ) -> Steps:
-        """Process.start() called by `parent`: the parent pays the call, then the
-        child runs its start-up (a CPU cost of the start method) before its target;
-        `arrive_at` holds the target back until then (a scheduling exercise)."""
+        """Process.start() called by `parent`: the parent pays the call, in which
+        the child comes to exist (the fork) `start_return` before the call ends;
+        the child runs its start-up (a CPU cost of the start method) before its
+        target; `arrive_at` holds the target back until then (a scheduling exercise)."""
         if proc.started:
             yield from self.scheduler.work(parent, 0)
             raise ProgramError("AssertionError", "cannot start a process twice")
@@ -130,7 +131,8 @@ class Processes:
             )
         costs = self.scenario.machine.costs
         first = 0 if parent.process.popen_imported else costs.first_start_ns
-        yield from self.scheduler.work(parent, costs.start_call_ns + first)
+        after_fork = min(costs.start_return_ns, costs.start_call_ns)
+        yield from self.scheduler.work(parent, costs.start_call_ns - after_fork + first)
         parent.process.popen_imported = True
         proc.popen_imported = self.scenario.machine.start_method == "fork"
         proc.started = True
@@ -139,6 +141,7 @@ class Processes:
         proc.main_task = task
         self.scheduler.announce(task, parent.name)
         task.sim_process = self.env.process(self._task_main(task, body, arrive_at))
+        yield from self.scheduler.work(parent, after_fork)
 
     def new_thread(
         self,

@@ -9,11 +9,14 @@ process does not move it. What each one times, and how it maps onto the model:
   before its target (its thread CPU clock as the target begins), and
   `exit_cost`, what it runs after (its CPU time in all, less that) — a
   forkserver's children are not ours to see, so they take fork's exit figure;
-  `start_call` is the CPU time `start()` takes in the parent (fork), and
-  `first_start` what the first one in a process takes more (it imports the
-  start method's Popen module); the latency from `start()` returning to the
-  target running is reported too; `shutdown`, the CPU time the main process
-  runs from its last line to joining the children still running;
+  the CPU time of `start()` in the parent and the latency from `start()`
+  returning to the target running are reported; `shutdown`, the CPU time the
+  main process runs from its last line to joining the children still running;
+- a scenario's spawn step as the executor runs it (main starts children back to
+  back, then joins them): `start_call`, main's CPU time from one spawn to the
+  next; `start_return`, the part of it after `os.fork` returned (the child
+  exists); `first_start`, what the first spawn takes more (it imports the start
+  method's Popen module);
 - Queue: `queue_put`/`queue_get`, the caller's CPU time of `put()` and of a
   `get()` that finds an item; `feeder_latency`, put→get of a small item into a
   consumer already waiting, less `queue_put` (the model charges the rest to
@@ -23,7 +26,7 @@ process does not move it. What each one times, and how it maps onto the model:
   finds a message; the send→recv latency is reported alongside;
 - `pool_create`: the parent's time in `Pool()` besides starting the workers
   (its queues, locks and threads): the wall time of Pool(1), in which the
-  parent also waits for each of its threads to start, less `start_call`; the
+  parent also waits for each of its threads to start, less a bare `start()`; the
   intercept of Pool(1)'s and Pool(3)'s CPU times is reported too;
 - `print`: the CPU time of a flushed `print()` of one line to stdout;
 - `thread_start`: the wall time of `Thread.start()`, which waits until the new
@@ -61,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -100,6 +104,7 @@ SIZES = (64, 16 * 1024, 256 * 1024, 1024 * 1024)
 SIZE_ROUNDS = 40
 RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
 POOL_TASKS = 4_000
+SPAWN_CHILDREN = 8
 POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
@@ -214,6 +219,7 @@ def _measure(report: Progress) -> MachineProfile:
             )
             for m in methods
         ),
+        ("spawns as a scenario runs them", 0.1, _spawn_run),
         ("Queue put/get costs", 0.05, _queue_call_costs),
         ("Queue latency and cost per byte", 0.15, lambda: [_queue_latency(n) for n in SIZES]),
         ("Pipe send/recv costs", 0.05, _pipe_call_costs),
@@ -241,6 +247,7 @@ def _measure(report: Progress) -> MachineProfile:
         results.append(_median_of(runs))
     start = dict(zip(methods, results[: len(methods)], strict=True))
     (
+        spawns,
         (put_ns, get_ns),
         queue_lat,
         (send_ns, recv_ns),
@@ -274,6 +281,8 @@ def _measure(report: Progress) -> MachineProfile:
         # start() returning → the target running, on a machine with CPUs to spare.
         "start_latency_ns": {m: figures[0] for m, figures in start.items()},
         "first_start_call_ns": {m: figures[4] for m, figures in start.items()},
+        # A scenario's spawn op, run by the executor: main's CPU time per spawn.
+        "spawn_op_ns": spawns,
         # Sizes as text: the keys a profile file and the measuring process's report give.
         "queue_latency_ns": {str(size): ns for size, ns in queue_latency.items()},
         "pipe_latency_ns": {str(size): ns for size, ns in pipe_latency.items()},
@@ -291,9 +300,10 @@ def _measure(report: Progress) -> MachineProfile:
     per_byte = max(0.0, (queue_slope + pipe_slope) / 4)  # half of each slope, averaged
     details["per_byte_slope_ns"] = {"queue": round(queue_slope, 3), "pipe": round(pipe_slope, 3)}
     costs: dict[str, float] = {
-        "start_call_ns": call_cpu.get("fork", min(call_cpu.values(), default=0)),
+        "start_call_ns": spawns["call"],
+        "start_return_ns": spawns["after_fork"],
         # The first start() in a process imports the start method's Popen module.
-        "first_start_ns": max(0, start["fork"][5] - start["fork"][1]) if "fork" in start else 0,
+        "first_start_ns": spawns["first"],
         "shutdown_ns": start["fork"][6] if "fork" in start else min(f[6] for f in start.values()),
         "queue_put_ns": put_ns,
         "queue_get_ns": get_ns,
@@ -458,6 +468,76 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, in
         int(out["first_cpu"]),
         int(shutdown),
     )
+
+
+# Spawns, as a real run's main makes them: the executor runs a scenario whose main
+# starts SPAWN_CHILDREN children back to back (each runs an empty function) and
+# then joins them, in a root process of its own. Main's thread CPU clock is read
+# as each spawn op begins, as os.fork returns in it, and as the join begins.
+_SPAWN_SCRIPT = """
+import json, os, pickle, sys, time
+from sim import program as p
+from sim.real import executor
+spec = pickle.loads(sys.stdin.buffer.read())
+marks = []
+def timed(kind):
+    run = executor._HANDLERS[kind]
+    def handler(interp, op):
+        marks.append((kind.__name__, time.thread_time_ns()))
+        run(interp, op)
+    executor._HANDLERS[kind] = handler
+timed(p.Spawn)
+timed(p.Join)
+fork = os.fork
+def timed_fork():
+    pid = fork()
+    if pid:
+        marks.append(("fork", time.thread_time_ns()))
+    return pid
+os.fork = timed_fork
+executor.run(spec)
+print(json.dumps(marks))
+"""
+
+
+def _spawn_workload() -> p.Scenario:
+    names = [f"c{i}" for i in range(1, SPAWN_CHILDREN + 1)]
+    return p.Scenario(
+        name="calibration-spawns",
+        description="",
+        seed=0,
+        machine=p.Machine(),
+        objects={},
+        functions={"f": p.FunctionDef("f", ())},
+        main=(
+            *(p.Spawn(name=name, target="f") for name in names),
+            p.Join(names=tuple(names)),
+        ),
+    )
+
+
+def _spawn_run() -> dict[str, int]:
+    """A scenario's spawn op as the executor runs it, in main's CPU time: `call`,
+    from one spawn to the next (Process(), start() with the probes, the child's
+    priority, the interpreter's step); `after_fork`, the part of it after the
+    child exists (os.fork returned); `first`, what the first spawn takes more."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SPAWN_SCRIPT],
+        input=pickle.dumps(RunSpec(_spawn_workload(), "fork")),
+        capture_output=True,
+        timeout=120,
+        check=True,
+        env=_child_environment(),
+    )
+    marks: list[tuple[str, int]] = json.loads(done.stdout.splitlines()[-1])
+    begins = [t for what, t in marks if what in ("Spawn", "Join")]
+    forks = [t for what, t in marks if what == "fork"]
+    if len(begins) != SPAWN_CHILDREN + 1 or len(forks) != SPAWN_CHILDREN:
+        raise CalibrationError(f"the spawn run recorded {marks!r}")
+    calls = [b - a for a, b in itertools.pairwise(begins)]
+    after = [b - f for f, b in zip(forks, begins[1:], strict=True)]
+    call = _median(calls[1:])
+    return {"call": call, "after_fork": _median(after[1:]), "first": max(0, calls[0] - call)}
 
 
 # --- Queue ----------------------------------------------------------------------

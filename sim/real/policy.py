@@ -5,7 +5,10 @@
 slice, not the scenario's quantum, decides the switches: the header records
 it); `priority` uses SCHED_FIFO with each process's real-time priority shifted
 by its scenario priority (lower is more urgent); `linux` is the ordinary
-scheduler. The other policies (sjf, srtf, mlfq) have no kernel counterpart.
+scheduler. The other policies (sjf, srtf, mlfq) have no kernel counterpart, nor
+has non-preemptive priority where a task can become ready while another runs:
+SCHED_FIFO lets the higher priority preempt. On one CPU, with no arrivals, the
+children are all started while main runs (it outranks them), so none is.
 What cannot be enforced (no such CPUs, no right to a real-time class, another
 OS) is left to the ordinary scheduler and listed in the header and the output.
 """
@@ -61,8 +64,9 @@ def rr_timeslice_ns() -> int | None:
         return None
 
 
-def plan(machine: Machine) -> PolicyPlan:
-    """What of `machine` this run can enforce."""
+def plan(machine: Machine, arrivals: bool = False) -> PolicyPlan:
+    """What of `machine` this run can enforce (`arrivals`: a process of the
+    scenario is held back until an arrival time)."""
     enforced: dict[str, Any] = {}
     missing: list[str] = []
     affinity: tuple[int, ...] | None = None
@@ -86,6 +90,13 @@ def plan(machine: Machine) -> PolicyPlan:
         if refusal is None:
             enforced["scheduler"] = rt_policy
             enforced["rt_priority"] = RT_BASE_PRIORITY
+            if machine.policy == "priority" and not machine.settings.preemptive:
+                where = "several CPUs" if machine.cpus > 1 else "arrivals" if arrivals else ""
+                if where:
+                    missing.append(
+                        f"policy: non-preemptive priority with {where} has no kernel "
+                        "counterpart (SCHED_FIFO lets a higher priority preempt a running task)"
+                    )
             if rt_policy == "SCHED_RR":
                 enforced["rr_timeslice_ns"] = rr_timeslice_ns()
                 if enforced["rr_timeslice_ns"] != machine.settings.quantum_ns:

@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, Literal
 
 import sim
-from sim.program import Scenario
+from sim.program import Scenario, has_arrivals
 from sim.real import cleanup
 from sim.real.executor import RunSpec
 from sim.real.inject import BOOT_DIR, new_run_id, probe_environment
@@ -81,7 +81,7 @@ def run_scenario(
     method = start_method or scenario.machine.start_method
     if method not in ("fork", "spawn", "forkserver"):
         raise RealRunError(f"start method {method!r}: expected fork, spawn or forkserver")
-    policy = plan(scenario.machine)
+    policy = plan(scenario.machine, has_arrivals(scenario))
     spec = RunSpec(scenario, method, policy.rt_policy, RT_BASE_PRIORITY, policy.priorities)
     machine = scenario.machine
     requested = {
