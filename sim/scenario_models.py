@@ -633,6 +633,7 @@ class CostsModel(Strict):
     print: FixedDuration = _optional()
     thread_start: FixedDuration = _optional()
     shutdown: FixedDuration = _optional()
+    wake_up: FixedDuration = _optional()
 
 
 class MachineModel(Strict):

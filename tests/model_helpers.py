@@ -29,6 +29,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 # Every cost of the machinery at zero, so that a golden test's times are sums of
 # its own computes and sleeps and the costs it sets back (see `machine`).
 ZERO_COSTS = {
+    "wake_up": "0ns",
     "start_call": "0ns",
     "first_start": "0ns",
     "queue_put": "0ns",
@@ -161,13 +162,14 @@ def run_text(text: str) -> Run:
 
 def run_file(name: str, **settings: int) -> Run:
     """A shipped scenario, by file name (`pipe_full.yaml`), on the machine of its
-    profile but with free context switches, so that every time is a sum of the
-    scenario's durations and its machine's costs; `settings` replace policy
-    settings (`linux_base_slice_ns=...`)."""
+    profile but with free context switches and wake-ups, so that every time is a
+    sum of the scenario's durations and its machine's costs; `settings` replace
+    policy settings (`linux_base_slice_ns=...`)."""
     scenario = load_scenario(SCENARIOS / name)
     machine = replace(
         scenario.machine,
         context_switch_ns=0,
+        costs=replace(scenario.machine.costs, wake_up_ns=0),
         settings=replace(scenario.machine.settings, **settings),
     )
     return run_scenario(replace(scenario, machine=machine))

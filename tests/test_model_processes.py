@@ -177,7 +177,8 @@ machine:
   context_switch: 0ns
   start_cost: {{fork: 2ms}}
   exit_cost: {{fork: 0ns}}
-  costs: {{start_call: 1ms, start_return: {start_return}, first_start: 0ns, print: 0ns}}
+  costs: {{start_call: 1ms, start_return: {start_return}, first_start: 0ns, print: 0ns,
+          wake_up: 0ns}}
 functions:
   work: [{{compute: 1ms}}]
 main:
@@ -201,7 +202,7 @@ def test_a_started_child_sleeps_until_its_arrival_time() -> None:
     run = run_text("""
 name: arrival
 machine: {cpus: 1, context_switch: 0ns, start_cost: {fork: 1ms}, exit_cost: {fork: 0ns},
-          costs: {start_call: 0ns, first_start: 0ns}}
+          costs: {start_call: 0ns, first_start: 0ns, wake_up: 0ns}}
 functions:
   work: [{compute: 2ms}]
 main:
@@ -270,3 +271,41 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
     # started them; then the main process shuts down.
     costs = run.scenario.machine.costs
     assert run.end.t == 2 * costs.thread_start_ns + 2 * 30 * MS + costs.shutdown_ns
+
+
+def test_a_task_given_an_idle_cpu_runs_after_the_wake_up() -> None:
+    """A CPU idle before this instant must be woken (`wake_up`, not CPU time)
+    before its task runs; one that a task leaves at this instant switches
+    straight to the next."""
+    run = run_text(f"""
+name: wake-up
+{machine(2, wake_up="50us")}
+functions:
+  nap: [{{sleep: 10ms}}, {{compute: 1ms}}]
+  spin: [{{compute: 3ms}}]
+main:
+  - spawn: {{name: napper, target: nap}}
+  - spawn: {{name: a, target: spin}}
+  - spawn: {{name: b, target: spin}}
+  - join: [napper, a, b]
+""")
+    # At 0, main and napper take the two CPUs at once (idle since 0, no wake-up),
+    # napper falls asleep and `a` takes its CPU straight away; `b` waits for main's.
+    assert run.sequence("a")[:2] == [(0, "ready", None), (0, "running", None)]
+    assert run.sequence("b")[:2] == [(0, "ready", None), (0, "running", None)]
+    # At 10 ms both CPUs have idled since `a` and `b` ended at 3 ms.
+    us = 1_000
+    assert run.sequence("napper") == [
+        (0, "ready", None),
+        (0, "running", None),
+        (0, "blocked", "sleep"),
+        (10 * MS, "ready", None),
+        (10 * MS + 50 * us, "running", None),
+        (11 * MS + 50 * us, "terminated", None),
+    ]
+    # Main, woken as napper ends, takes the CPU napper leaves at that instant.
+    assert run.sequence("main")[-3:] == [
+        (11 * MS + 50 * us, "ready", None),
+        (11 * MS + 50 * us, "running", None),
+        (11 * MS + 50 * us, "terminated", None),
+    ]

@@ -118,6 +118,7 @@ machine:
     thread_start: 13us
     pool_dispatch: 14us
     pool_maintain: 15us
+    wake_up: 17us
 main: []
 """
 
@@ -162,6 +163,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             thread_start_ns=13 * US,
             pool_dispatch_ns=14 * US,
             pool_maintain_ns=15 * US,
+            wake_up_ns=17 * US,
         ),
     )
 

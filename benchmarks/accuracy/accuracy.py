@@ -12,7 +12,8 @@ this script:
 - for CPU-bound scenarios (a task running at least half of its span for real):
   the largest per-task error of running time and of ready time against the
   real medians, over tasks that ran at least 5 ms (ready time only where the
-  real tasks waited at least 1 ms for a CPU);
+  real tasks waited at least 1 ms for a CPU), as the comparison times them:
+  each child and thread alone, each pool's workers together;
 - the verdict of each comparison level, and the machine's load average before
   and after (the real runs share the machine with whatever else runs on it).
 
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.compare import compare_files
-from sim.compare_facts import facts_of, time_in_states
+from sim.compare_facts import facts_of
 from sim.compare_report import ComparisonReport, Tolerance
 from sim.compare_runs import record_runs
 from sim.scenario import load_scenario
@@ -100,24 +101,29 @@ def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path
     running_errors: dict[str, float | None] = {}
     ready_errors: dict[str, float | None] = {}
     cpu_bound = False
+    # The comparison's own per-task figures: each child and thread alone, each
+    # pool's workers together (which worker ran which task is the kernel's choice).
     timing = report.level("timing")
-    ready_check = next((c for c in timing.checks if c.name == "time ready per task"), None)
+    timed = {c.name: c for c in timing.checks}
+    ready_check = timed.get("time ready per task")
     skipped = ready_check.summary if ready_check and ready_check.status == "n/a" else ""
-    for task, created in sim.tasks.items():
-        if created.kind not in ("child", "thread", "worker") or skipped:
+    figures = {
+        s: timed[f"time {s} per task"].figures.get("tasks", {}) if timing.checks else {}
+        for s in ("running", "ready", "blocked")
+    }
+    for name, running_fig in figures["running"].items():
+        created = sim.tasks.get(name)
+        if skipped or (created is not None and created.kind == "main"):
             continue
-        if any(task not in r.tasks for r in reals):
-            continue
-        real_times = [time_in_states(r, task, r.span_ns) for r in reals]
-        running = [t["running"] for t in real_times]
+        running = running_fig["real_ns"]
         if statistics.median(running) < MIN_RUNNING_NS:
             continue
-        mine = time_in_states(sim, task, sim.span_ns)
-        running_errors[task] = _error(mine["running"], running)
-        ready = [t["ready"] for t in real_times]
+        running_errors[name] = running_fig["error"]
+        ready = figures["ready"][name]["real_ns"]
         if statistics.median(ready) >= MIN_READY_NS:  # a relative error of a few µs says nothing
-            ready_errors[task] = _error(mine["ready"], ready)
-        lived = [max(1, r.span_ns - r.tasks[task].t) for r in reals]
+            ready_errors[name] = figures["ready"][name]["error"]
+        blocked = figures["blocked"][name]["real_ns"]
+        lived = [sum(t) for t in zip(running, ready, blocked, strict=True)]
         cpu_bound |= statistics.median(running) >= 0.5 * statistics.median(lived)
     run_err, run_task = _worst(running_errors)
     ready_err, ready_task = _worst(ready_errors)

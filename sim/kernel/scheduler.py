@@ -33,13 +33,14 @@ def must_wait(task: Task) -> bool:
 
 
 class Cpu:
-    __slots__ = ("index", "last", "switching", "task")
+    __slots__ = ("idle_since", "index", "last", "switching", "task")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.task: Task | None = None  # running, or being switched to
         self.last: Task | None = None  # the task that ran last (no switch cost to resume it)
         self.switching = False
+        self.idle_since: int | None = 0  # None while a task has it
 
 
 class Scheduler:
@@ -50,6 +51,7 @@ class Scheduler:
         cpus: int,
         context_switch_ns: int,
         sink: TraceSink,
+        wake_up_ns: int = 0,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -59,6 +61,7 @@ class Scheduler:
         self.cpus = [Cpu(i) for i in range(cpus)]
         self._idle: list[int] = list(range(cpus))  # sorted: the lowest free CPU is used first
         self.context_switch_ns = context_switch_ns
+        self.wake_up_ns = wake_up_ns
         self.tasks: list[Task] = []
         self._dispatch_pending = False
         self._arrivals: list[Task] = []  # made ready this instant: may preempt
@@ -149,12 +152,16 @@ class Scheduler:
     def _start_on(self, cpu: Cpu, task: Task) -> None:
         cpu.task = task
         task.cpu = cpu
+        delay = 0
         if self.context_switch_ns and cpu.last is not None and cpu.last is not task:
+            delay = self.context_switch_ns
+        if cpu.idle_since is not None and cpu.idle_since < self.env.now:
+            delay += self.wake_up_ns  # a CPU idle before this instant must be woken first
+        cpu.idle_since = None
+        if delay:
             # The CPU is busy switching; the task stays ready until the switch is done.
             cpu.switching = True
-            self.env.timeout(self.context_switch_ns).callbacks.append(
-                lambda _event: self._switched(cpu, task)
-            )
+            self.env.timeout(delay).callbacks.append(lambda _event: self._switched(cpu, task))
         else:
             self._run(task)
 
@@ -179,6 +186,7 @@ class Scheduler:
         cpu.task = None
         cpu.switching = False
         cpu.last = task
+        cpu.idle_since = self.env.now
         bisect.insort(self._idle, cpu.index)
 
     def account(self, task: Task) -> None:

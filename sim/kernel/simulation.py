@@ -56,6 +56,7 @@ def simulate(scenario: Scenario, sink: TraceSink) -> SimResult:
         machine.cpus,
         machine.context_switch_ns,
         sink,
+        machine.costs.wake_up_ns,
     )
     interpreter = Interpreter(env, scheduler, scenario, sink)
     interpreter.start()

@@ -40,14 +40,18 @@ process does not move it. What each one times, and how it maps onto the model:
   tiny function with a callback), the CPU time per task of each of its parts:
   `pool_submit` in the submitting thread, `pool_dispatch` in the task handler,
   `pool_maintain` in the worker handler (a turn of its loop per result: its
-  wait() watches the result pipe), `pool_result` in the result handler and
-  `pool_worker` in the workers; the same workload, written as a scenario
+  wait() watches the result pipe), `pool_result` in the result handler, and the
+  workers' (reported); the same workload, written as a scenario
   (`sim.calibrate_pool`), is run by the scenario executor in a root process of
   its own, as real runs run, and its wall time is reported beside the model's
   run of it with the measured costs (the parent's threads take turns with the
-  GIL, so their CPU times add up to about the makespan);
+  GIL, so their CPU times add up to about the makespan); `pool_worker` is the
+  CPU time of its workers per task, less their start-ups and exits (the
+  executor's job adds to a bare function's);
 - context switch: a one-byte ping-pong between two processes pinned to one
   CPU, less the same writes and reads done without switching;
+- `wake_up`: the same ping-pong between two processes pinned to two CPUs, each
+  waiting with its CPU idle: half the round trip, less the writes and reads;
 - the fair scheduler's effective slice: two CPU-bound processes pinned to one
   CPU, the upper quartile of the lengths of their uninterrupted runs, each
   process reading its CPU clock in a loop as a real run's `compute` does (a
@@ -231,6 +235,7 @@ def _measure(report: Progress) -> MachineProfile:
         ("print", 0.02, _print_cost),
         ("thread start", 0.02, _thread_start),
         ("context switch", 0.05, _context_switch),
+        ("wake-up of an idle CPU", 0.05, _wake_up),
         ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
         ("timer tick", 0.05, functools.partial(_fair_slice, False)),
         ("RR timeslice", 0.02, _rr_timeslice),
@@ -253,14 +258,14 @@ def _measure(report: Progress) -> MachineProfile:
         (send_ns, recv_ns),
         pipe_lat,
         pool,
-        pool_run_ns,
+        (pool_run_ns, pool_workers_cpu_ns),
         created,
         turn_ns,
         print_ns,
         thread_start_ns,
-    ) = results[len(methods) : -4]
+    ) = results[len(methods) : -5]
     pool_wall_ns, pool_create_cpu_ns, pool_worker_start_ns = created
-    (switch_ns, ping_ns), slice_ns, tick_ns, rr_ns = results[-4:]
+    (switch_ns, ping_ns), (wake_ns, cross_ping_ns), slice_ns, tick_ns, rr_ns = results[-5:]
     queue_latency = dict(zip(SIZES, queue_lat, strict=True))
     pipe_latency = dict(zip(SIZES, pipe_lat, strict=True))
     call_cpu = {m: figures[1] for m, figures in start.items()}
@@ -292,6 +297,7 @@ def _measure(report: Progress) -> MachineProfile:
         "pool_create_cpu_ns": pool_create_cpu_ns,
         "pool1_wall_ns": pool_wall_ns,
         "ping_pong_round_trip_ns": ping_ns,
+        "cross_cpu_ping_pong_round_trip_ns": cross_ping_ns,
         "context_switch_ns": switch_ns,
         # A CPU-bound task that never enters the kernel runs on to the next tick.
         "slice_without_system_calls_ns": tick_ns,
@@ -313,7 +319,17 @@ def _measure(report: Progress) -> MachineProfile:
         "pipe_recv_ns": recv_ns,
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
-        "pool_worker_ns": pool["worker"],
+        # As the executor runs a scenario's job (`pool_job`, its result's bytes),
+        # less the workers' start-up and exit: more than a bare function's.
+        "pool_worker_ns": max(
+            0,
+            round(
+                (pool_workers_cpu_ns - POOL_WORKERS * (start_cpu["fork"] + exit_cpu["fork"]))
+                / POOL_TASKS
+            ),
+        )
+        if "fork" in exit_cpu
+        else pool["worker"],
         "pool_result_ns": pool["result_handler"],
         "pool_dispatch_ns": pool["task_handler"],
         "pool_maintain_ns": pool["worker_handler"],
@@ -321,6 +337,7 @@ def _measure(report: Progress) -> MachineProfile:
         "gil_turn_ns": turn_ns,
         "print_ns": print_ns,
         "thread_start_ns": thread_start_ns,
+        "wake_up_ns": wake_ns,
     }
     profile = MachineProfile(
         cpus=len(os.sched_getaffinity(0)),
@@ -798,22 +815,26 @@ def _pool_costs() -> dict[str, int]:
     }
 
 
-# The root of a real run, timing the executor's run of the pickled RunSpec on stdin.
+# The root of a real run, timing the executor's run of the pickled RunSpec on
+# stdin; then the CPU time of its children, the pool's workers (joined by then).
 _POOL_SCRIPT = """
-import pickle, sys, time
+import pickle, resource, sys, time
 from sim.real import executor
 spec = pickle.loads(sys.stdin.buffer.read())
 began = time.monotonic_ns()
 executor.run(spec)
 print(time.monotonic_ns() - began)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(round((usage.ru_utime + usage.ru_stime) * 1e9))
 """
 
 
-def _pool_run() -> int:
+def _pool_run() -> tuple[int, int]:
     """Wall time of the Pool workload whose model run is reported beside it
     (`sim.calibrate_pool.pool_workload`: Pool(4), POOL_TASKS × apply_async with a
     callback, close(), join()), run as a real run runs it: by the scenario
-    executor, in a root process of its own."""
+    executor, in a root process of its own; and the CPU time its workers used
+    in all."""
     scenario = pool_workload(p.Machine(), POOL_TASKS, POOL_WORKERS, 0)
     done = subprocess.run(
         [sys.executable, "-c", _POOL_SCRIPT],
@@ -823,7 +844,8 @@ def _pool_run() -> int:
         check=True,
         env=_child_environment(),
     )
-    return int(done.stdout.split()[-1])
+    wall, workers_cpu = done.stdout.split()[-2:]
+    return int(wall), int(workers_cpu)
 
 
 def _pool_create() -> tuple[int, int, int]:
@@ -861,14 +883,15 @@ def _pong(cpu: int, rfd: int, wfd: int, rounds: int) -> None:
         os.write(wfd, b"x")
 
 
-def _context_switch() -> tuple[int, int]:
-    """(switch cost, round-trip time) from a ping-pong between two processes on one CPU."""
-    cpu = min(os.sched_getaffinity(0))
+def _ping_pong(mine: int, theirs: int) -> tuple[int, int]:
+    """Median round trip of a one-byte ping-pong with a process pinned to CPU
+    `theirs`, this one pinned to `mine`; and of the same writes and reads with
+    nobody to switch to."""
     ctx = multiprocessing.get_context("fork")
     a_r, b_w = os.pipe()
     b_r, a_w = os.pipe()
-    with _pinned(cpu):
-        child = ctx.Process(target=_pong, args=(cpu, b_r, b_w, PINGS), daemon=True)
+    with _pinned(mine):
+        child = ctx.Process(target=_pong, args=(theirs, b_r, b_w, PINGS), daemon=True)
         child.start()
         os.write(a_w, b"x")  # one warm-up round
         os.read(a_r, 1)
@@ -888,9 +911,26 @@ def _context_switch() -> tuple[int, int]:
             local.append(_now() - t0)
     for fd in (a_r, a_w, b_r, b_w):
         os.close(fd)
-    rtt = _median(rtts)
+    return _median(rtts), _median(local)
+
+
+def _context_switch() -> tuple[int, int]:
+    """(switch cost, round-trip time) from a ping-pong between two processes on one CPU."""
+    cpu = min(os.sched_getaffinity(0))
+    rtt, local = _ping_pong(cpu, cpu)
     # A round trip is two writes, two reads and two switches.
-    return max(0, (rtt - 2 * _median(local)) // 2), rtt
+    return max(0, (rtt - 2 * local) // 2), rtt
+
+
+def _wake_up() -> tuple[int, int]:
+    """(wake-up latency, round-trip time) from a ping-pong between two processes
+    on two CPUs: each waits for the other with its CPU idle, so each message
+    wakes an idle CPU (0, 0 with one CPU)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return 0, 0
+    rtt, local = _ping_pong(cpus[0], cpus[1])
+    return max(0, (rtt - 2 * local) // 2), rtt
 
 
 @contextlib.contextmanager
