@@ -53,6 +53,15 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert profile.measured["kernel_trace"].startswith(traced)
     assert 0 < costs["print_ns"] < MS
     assert 0 < costs["shutdown_ns"] < 50 * MS
+    # The spawn step as the executor runs it: the fork falls inside start().
+    assert 0 < costs["start_return_ns"] < costs["start_call_ns"] < 50 * MS
+    assert details["spawn_op_ns"]["call"] == costs["start_call_ns"]
+    # The Pool job as the executor runs it costs its worker more than nothing.
+    assert 0 < costs["pool_worker_ns"] < MS
+    # Waking an idle CPU: microseconds, where there is a second CPU to wake.
+    if profile.cpus > 1:
+        assert 0 < costs["wake_up_ns"] < MS
+        assert details["cross_cpu_ping_pong_round_trip_ns"] > 2 * costs["wake_up_ns"]
 
 
 def _fixed_profile() -> MachineProfile:
