@@ -503,15 +503,25 @@ class Costs:
     # What the first start() in a process costs more: it imports the start
     # method's Popen module (a child forked afterwards inherits the import).
     first_start_ns: int = 700_000
-    # Queue: CPU time of put()/get() in the caller; the feeder's pipe write, and the
-    # pickling/copy cost per byte of a message.
+    # Queue: CPU time of a put/get step in the caller (put()/get() as the scenario
+    # executor calls them); the feeder's pipe write, and the pickling/copy cost
+    # per byte of a message.
     queue_put_ns: int = 5_000
     queue_get_ns: int = 10_000
     feeder_latency_ns: int = 30_000
     per_byte_ns: float = 0.5
-    # Pipe (Connection): CPU time of send()/recv().
+    # Pipe (Connection): CPU time of a send/recv step.
     pipe_send_ns: int = 8_000
     pipe_recv_ns: int = 8_000
+    # What a process's first get/put/send/recv/print costs more than later ones,
+    # before it can block: the call's code and objects are first touched (in a
+    # fork child each page first written is a copy-on-write fault). A first
+    # put's feeder thread start is thread_start, besides.
+    first_get_ns: int = 450_000
+    first_put_ns: int = 250_000
+    first_send_ns: int = 40_000
+    first_recv_ns: int = 40_000
+    first_print_ns: int = 50_000
     # Pool(): what the parent spends besides starting the workers (its pipes,
     # locks and helper threads).
     pool_create_ns: int = 1_000_000

@@ -38,6 +38,11 @@ ZERO_COSTS = {
     "per_byte": "0ns",
     "pipe_send": "0ns",
     "pipe_recv": "0ns",
+    "first_get": "0ns",
+    "first_put": "0ns",
+    "first_send": "0ns",
+    "first_recv": "0ns",
+    "first_print": "0ns",
     "pool_create": "0ns",
     "pool_submit": "0ns",
     "pool_worker": "0ns",
@@ -162,14 +167,16 @@ def run_text(text: str) -> Run:
 
 def run_file(name: str, **settings: int) -> Run:
     """A shipped scenario, by file name (`pipe_full.yaml`), on the machine of its
-    profile but with free context switches and wake-ups, so that every time is a
-    sum of the scenario's durations and its machine's costs; `settings` replace
-    policy settings (`linux_base_slice_ns=...`)."""
+    profile but with free context switches and wake-ups and no first-call
+    surcharges, so that every time is a sum of the scenario's durations and its
+    machine's per-call costs; `settings` replace policy settings
+    (`linux_base_slice_ns=...`)."""
     scenario = load_scenario(SCENARIOS / name)
+    free_first_calls = {f"first_{kind}_ns": 0 for kind in ("get", "put", "send", "recv", "print")}
     machine = replace(
         scenario.machine,
         context_switch_ns=0,
-        costs=replace(scenario.machine.costs, wake_up_ns=0),
+        costs=replace(scenario.machine.costs, wake_up_ns=0, **free_first_calls),
         settings=replace(scenario.machine.settings, **settings),
     )
     return run_scenario(replace(scenario, machine=machine))

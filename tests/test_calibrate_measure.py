@@ -56,6 +56,20 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     # The spawn step as the executor runs it: the fork falls inside start().
     assert 0 < costs["start_return_ns"] < costs["start_call_ns"] < 50 * MS
     assert details["spawn_op_ns"]["call"] == costs["start_call_ns"]
+    # A child's calls as the executor makes them: each kind's first costs more
+    # than a later one (a first put also starts the feeder thread).
+    calls = details["calls_ns"]
+    for kind in ("get", "put", "send", "recv", "print"):
+        assert 0 < calls[kind] < calls[f"first_{kind}"] < 50 * MS, kind
+    assert costs["queue_get_ns"] == calls["get"] and costs["print_ns"] == calls["print"]
+    for kind in ("get", "send", "recv", "print"):
+        assert costs[f"first_{kind}_ns"] == calls[f"first_{kind}"] - calls[kind], kind
+    assert costs["first_put_ns"] == max(
+        0, calls["first_put"] - calls["put"] - costs["thread_start_ns"]
+    )
+    # The feeder's share of the latency is reckoned from a bare put().
+    bare_put = details["bare_queue_call_ns"]["put"]
+    assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)
     # The Pool job as the executor runs it costs its worker more than nothing.
     assert 0 < costs["pool_worker_ns"] < MS
     # Waking an idle CPU: microseconds, where there is a second CPU to wake.

@@ -212,3 +212,28 @@ main:
     for msg, recv in received.items():
         assert recv.t >= sent[msg].t, (msg, sent[msg], recv)
         assert position[id(recv)] > position[id(sent[msg])]
+
+
+def test_first_send_and_recv_of_a_process_cost_more_once() -> None:
+    run = run_text(f"""
+name: first-pipe-calls
+{machine(3, pipe_send="5us", pipe_recv="5us", first_send="40us", first_recv="30us")}
+objects:
+  c: {{type: pipe, ends: [a, b]}}
+functions:
+  sender: [{{send: {{end: a, size: 0B}}}}, {{send: {{end: a, size: 0B}}}}]
+  receiver: [{{compute: 1ms}}, {{recv: b}}, {{recv: b}}]
+main:
+  - spawn: {{name: s, target: sender}}
+  - spawn: {{name: r, target: receiver}}
+  - join: [s, r]
+""")
+    costs = run.scenario.machine.costs
+    first_send = costs.first_send_ns + costs.pipe_send_ns
+    sends = [m.t for m in run.messages("a", "send")]
+    assert sends == [first_send, first_send + costs.pipe_send_ns]
+    first_recv = MS + costs.first_recv_ns + costs.pipe_recv_ns
+    assert [m.t for m in run.messages("b", "recv")] == [
+        first_recv,
+        first_recv + costs.pipe_recv_ns,
+    ]

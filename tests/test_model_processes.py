@@ -144,7 +144,7 @@ machine:
   start_method: {method}
   start_cost: {{{method}: 7ms}}
   exit_cost: {{{method}: 3ms}}
-  costs: {{start_call: 1ms, start_return: 0ns, first_start: 0ns, print: 0ns}}
+  costs: {{start_call: 1ms, start_return: 0ns, first_start: 0ns, print: 0ns, first_print: 0ns}}
 functions:
   work: [{{compute: 2ms}}, {{print: target done}}]
 main:
@@ -178,7 +178,7 @@ machine:
   start_cost: {{fork: 2ms}}
   exit_cost: {{fork: 0ns}}
   costs: {{start_call: 1ms, start_return: {start_return}, first_start: 0ns, print: 0ns,
-          wake_up: 0ns}}
+          first_print: 0ns, wake_up: 0ns}}
 functions:
   work: [{{compute: 1ms}}]
 main:

@@ -71,6 +71,45 @@ main:
     assert run.end.status == "complete"
 
 
+def test_each_process_pays_its_first_get_and_put_once_before_it_can_block() -> None:
+    run = run_text(f"""
+name: first-calls
+{
+        machine(
+            3,
+            queue_put="5us",
+            queue_get="10us",
+            feeder_latency="30us",
+            first_get="400us",
+            first_put="200us",
+            thread_start="100us",
+        )
+    }
+objects:
+  q: {{type: queue}}
+functions:
+  consumer: [{{get: q}}, {{get: q}}]
+  producer: [{{compute: 5ms}}, {{put: {{queue: q, size: 0B}}}}, {{put: {{queue: q, size: 0B}}}}]
+main:
+  - spawn: {{name: c, target: consumer}}
+  - spawn: {{name: p, target: producer}}
+  - join: [c, p]
+""")
+    costs = run.scenario.machine.costs
+    # The first put costs first_put more, then starts the feeder; the second, neither.
+    first_put = 5 * MS + costs.first_put_ns + costs.queue_put_ns
+    second_put = first_put + costs.thread_start_ns + costs.queue_put_ns
+    assert [m.t for m in run.messages("q", "put")] == [first_put, second_put]
+    # The consumer's first get pays first_get before it blocks; its second, not.
+    assert run.sequence("c")[:3] == [
+        (0, "ready", None),
+        (0, "running", None),
+        (costs.first_get_ns, "blocked", "q.get"),
+    ]
+    running = sum(end - start for start, end, _ in run.intervals("c", "running"))
+    assert running == costs.first_get_ns + 2 * costs.queue_get_ns
+
+
 def test_joinable_queue_join_returns_exactly_at_the_last_task_done() -> None:
     run = run_text(f"""
 name: joinable

@@ -40,8 +40,8 @@ class Interpreter:
         self.scenario = scenario
         self.sink = sink
         self.processes = Processes(env, scheduler, scenario, self.run_block)
-        runtime = Runtime(env, scheduler, self.processes, scenario, sink, self.run_block)
-        self.objects = Objects(runtime)
+        self.runtime = Runtime(env, scheduler, self.processes, scenario, sink, self.run_block)
+        self.objects = Objects(self.runtime)
         self.handlers: dict[type[p.Op], Handler] = {
             **self.objects.handlers(),
             p.Sleep: self._sleep,
@@ -116,8 +116,12 @@ class Interpreter:
         yield from self.scheduler.work(task, 0)
         yield from self.scheduler.block(task, "sleep", self.env.timeout(duration))
 
+    def _print_ns(self, task: Task) -> int:
+        costs = self.scenario.machine.costs
+        return self.runtime.first_call_ns(task, "print", costs.first_print_ns) + costs.print_ns
+
     def _print(self, task: Task, op: p.Print) -> Steps:
-        yield from self.scheduler.work(task, self.scenario.machine.costs.print_ns)
+        yield from self.scheduler.work(task, self._print_ns(task))
         self.sink.emit(OutputEvent(self.env.now, task.name, op.text))
 
     def _exit(self, task: Task, op: p.Exit) -> Steps:
@@ -129,6 +133,6 @@ class Interpreter:
         raise ProgramError(op.error)
 
     def _is_alive(self, task: Task, op: p.IsAlive) -> Steps:
-        yield from self.scheduler.work(task, self.scenario.machine.costs.print_ns)
+        yield from self.scheduler.work(task, self._print_ns(task))
         alive = self.processes.is_alive(op.name)
         self.sink.emit(OutputEvent(self.env.now, task.name, f"is_alive({op.name}) = {alive}"))

@@ -76,7 +76,10 @@ class SimPipe:
         rt = self.rt
         self._enter(task, "send", op.end, op.size)
         try:
-            yield from rt.scheduler.work(task, rt.costs.pipe_send_ns + rt.pickle_ns(op.size))
+            first = rt.first_call_ns(task, "send", rt.costs.first_send_ns)
+            yield from rt.scheduler.work(
+                task, first + rt.costs.pipe_send_ns + rt.pickle_ns(op.size)
+            )
             self._check_open(op.end)
             message = Message(rt.next_message_id(), op.size)
             readers = rt.able_to(("recv", self.peer[op.end]))
@@ -93,7 +96,8 @@ class SimPipe:
         rt = self.rt
         self._enter(task, "recv", op.end, 0)
         try:
-            yield from rt.scheduler.work(task, rt.costs.pipe_recv_ns)
+            first = rt.first_call_ns(task, "recv", rt.costs.first_recv_ns)
+            yield from rt.scheduler.work(task, first + rt.costs.pipe_recv_ns)
             self._check_open(op.end)
             writers = rt.able_to(("send", self.peer[op.end]), ("close", self.peer[op.end]))
             message = yield from self.reads[op.end].read(task, f"{op.end}.recv", writers)

@@ -101,7 +101,8 @@ class SimQueue:
 
     def put(self, task: Task, op: p.Put) -> Steps:
         rt = self.rt
-        yield from rt.scheduler.work(task, rt.costs.queue_put_ns)
+        first = rt.first_call_ns(task, "put", rt.costs.first_put_ns)
+        yield from rt.scheduler.work(task, first + rt.costs.queue_put_ns)
         if self.free_slots is not None:
             timeout = rt.timeout_of(task, op.timeout)
             while self.free_slots == 0:
@@ -184,7 +185,7 @@ class SimQueue:
 
     def get(self, task: Task, op: p.Get) -> Steps:
         rt = self.rt
-        yield from rt.scheduler.work(task, 0)
+        yield from rt.scheduler.work(task, rt.first_call_ns(task, "get", rt.costs.first_get_ns))
         timeout = rt.timeout_of(task, op.timeout)
         started = rt.env.now
         reason = f"{self.name}.get"

@@ -42,6 +42,14 @@ class Runtime:
         """CPU time to pickle or unpickle (and copy) `size` bytes."""
         return round(size * self.costs.per_byte_ns)
 
+    def first_call_ns(self, task: Task, kind: str, first_ns: int) -> int:
+        """`first_ns` if this is the first `kind` call of the task's process, else 0."""
+        made = task.process.calls_made
+        if kind in made:
+            return 0
+        made.add(kind)
+        return first_ns
+
     def able_to(self, *actions: Action) -> Callable[[], set[Task]]:
         """Who could end a wait: the live tasks whose programs do one of `actions`."""
 

@@ -136,6 +136,8 @@ class SimProcess:
     # Whether its interpreter has imported the start method's Popen module (a
     # forked child inherits the import of the parent that started it).
     popen_imported: bool = False
+    # The kinds of call (get, put, send, recv, print) it has made: the first costs more.
+    calls_made: set[str] = field(default_factory=set)
 
     @property
     def alive(self) -> bool:

@@ -17,18 +17,22 @@ process does not move it. What each one times, and how it maps onto the model:
   next; `start_return`, the part of it after `os.fork` returned (the child
   exists); `first_start`, what the first spawn takes more (it imports the start
   method's Popen module);
-- Queue: `queue_put`/`queue_get`, the caller's CPU time of `put()` and of a
-  `get()` that finds an item; `feeder_latency`, put→get of a small item into a
-  consumer already waiting, less `queue_put` (the model charges the rest to
-  the feeder thread); `per_byte`, half the slope of that latency against the
-  message size (the model pickles once on each side);
-- Pipe: `pipe_send`/`pipe_recv`, CPU time of `send()` and of a `recv()` that
-  finds a message; the send→recv latency is reported alongside;
+- a child's calls as the executor makes them (the op's step, its payload and
+  the probes included), none of which waits: `queue_put`/`queue_get`,
+  `pipe_send`/`pipe_recv` and `print` (a flushed line to stdout), the CPU time
+  of a call once a few of its kind have been made; `first_get`, `first_put`,
+  `first_send`, `first_recv`, `first_print`, what the child's first call of
+  the kind costs more (first touches of code and objects, copy-on-write
+  faults; less `thread_start` for a put, which starts the feeder);
+- Queue: `feeder_latency`, put→get of a small item into a consumer already
+  waiting, less the CPU time of the bare `put()` it was timed from (the model
+  charges the rest to the feeder thread); `per_byte`, half the slope of that
+  latency against the message size (the model pickles once on each side);
+- Pipe: the send→recv latency, reported;
 - `pool_create`: the parent's time in `Pool()` besides starting the workers
   (its queues, locks and threads): the wall time of Pool(1), in which the
   parent also waits for each of its threads to start, less a bare `start()`; the
   intercept of Pool(1)'s and Pool(3)'s CPU times is reported too;
-- `print`: the CPU time of a flushed `print()` of one line to stdout;
 - `thread_start`: the wall time of `Thread.start()`, which waits until the new
   thread has run;
 - `gil_turn`: how long the Pool's worker handler keeps the GIL each time it
@@ -113,7 +117,6 @@ POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
 PINGS = 3_000
-PRINTS = 2_000
 THREAD_STARTS = 200
 SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
@@ -224,15 +227,14 @@ def _measure(report: Progress) -> MachineProfile:
             for m in methods
         ),
         ("spawns as a scenario runs them", 0.1, _spawn_run),
+        ("calls as a scenario makes them", 0.05, _calls_run),
         ("Queue put/get costs", 0.05, _queue_call_costs),
         ("Queue latency and cost per byte", 0.15, lambda: [_queue_latency(n) for n in SIZES]),
-        ("Pipe send/recv costs", 0.05, _pipe_call_costs),
         ("Pipe latency and cost per byte", 0.1, lambda: [_pipe_latency(n) for n in SIZES]),
         ("Pool per-task overhead", 0.1, _pool_costs),
         ("Pool run, start to join", 0.1, _pool_run),
         ("Pool creation", 0.05, _pool_create),
         ("Pool worker handler's turns", 0.1, _gil_turn),
-        ("print", 0.02, _print_cost),
         ("thread start", 0.02, _thread_start),
         ("context switch", 0.05, _context_switch),
         ("wake-up of an idle CPU", 0.05, _wake_up),
@@ -253,15 +255,14 @@ def _measure(report: Progress) -> MachineProfile:
     start = dict(zip(methods, results[: len(methods)], strict=True))
     (
         spawns,
-        (put_ns, get_ns),
+        calls,
+        (bare_put_ns, bare_get_ns),
         queue_lat,
-        (send_ns, recv_ns),
         pipe_lat,
         pool,
         (pool_run_ns, pool_workers_cpu_ns),
         created,
         turn_ns,
-        print_ns,
         thread_start_ns,
     ) = results[len(methods) : -5]
     pool_wall_ns, pool_create_cpu_ns, pool_worker_start_ns = created
@@ -288,6 +289,10 @@ def _measure(report: Progress) -> MachineProfile:
         "first_start_call_ns": {m: figures[4] for m, figures in start.items()},
         # A scenario's spawn op, run by the executor: main's CPU time per spawn.
         "spawn_op_ns": spawns,
+        # A child's calls, made by the executor: a later call's CPU time, the first's.
+        "calls_ns": calls,
+        # Queue.put()/get() called in a loop, without the executor's op step.
+        "bare_queue_call_ns": {"put": bare_put_ns, "get": bare_get_ns},
         # Sizes as text: the keys a profile file and the measuring process's report give.
         "queue_latency_ns": {str(size): ns for size, ns in queue_latency.items()},
         "pipe_latency_ns": {str(size): ns for size, ns in pipe_latency.items()},
@@ -311,12 +316,19 @@ def _measure(report: Progress) -> MachineProfile:
         # The first start() in a process imports the start method's Popen module.
         "first_start_ns": spawns["first"],
         "shutdown_ns": start["fork"][6] if "fork" in start else min(f[6] for f in start.values()),
-        "queue_put_ns": put_ns,
-        "queue_get_ns": get_ns,
-        "feeder_latency_ns": max(0, queue_latency[SIZES[0]] - put_ns),
+        "queue_put_ns": calls["put"],
+        "queue_get_ns": calls["get"],
+        # The latency was timed from a bare put(): the rest is the feeder's.
+        "feeder_latency_ns": max(0, queue_latency[SIZES[0]] - bare_put_ns),
         "per_byte_ns": round(per_byte, 3),
-        "pipe_send_ns": send_ns,
-        "pipe_recv_ns": recv_ns,
+        "pipe_send_ns": calls["send"],
+        "pipe_recv_ns": calls["recv"],
+        "first_get_ns": max(0, calls["first_get"] - calls["get"]),
+        # A first put also starts the Queue's feeder thread, which thread_start is.
+        "first_put_ns": max(0, calls["first_put"] - calls["put"] - thread_start_ns),
+        "first_send_ns": max(0, calls["first_send"] - calls["send"]),
+        "first_recv_ns": max(0, calls["first_recv"] - calls["recv"]),
+        "first_print_ns": max(0, calls["first_print"] - calls["print"]),
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
         # As the executor runs a scenario's job (`pool_job`, its result's bytes),
@@ -335,7 +347,7 @@ def _measure(report: Progress) -> MachineProfile:
         "pool_maintain_ns": pool["worker_handler"],
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
         "gil_turn_ns": turn_ns,
-        "print_ns": print_ns,
+        "print_ns": calls["print"],
         "thread_start_ns": thread_start_ns,
         "wake_up_ns": wake_ns,
     }
@@ -557,6 +569,102 @@ def _spawn_run() -> dict[str, int]:
     return {"call": call, "after_fork": _median(after[1:]), "first": max(0, calls[0] - call)}
 
 
+# A child's calls, as the executor makes them: main puts CALLS items into a Queue
+# and sends CALLS messages down a Pipe, then starts a child that gets and
+# receives them (all there already: no call waits), puts and sends as many back,
+# and prints as many lines. Each op's CPU time is read on its task's thread
+# clock; the child prints its own on stdout when its function ends.
+_CALLS_SCRIPT = """
+import json, pickle, sys, time
+from sim import program as p
+from sim.real import executor
+spec = pickle.loads(sys.stdin.buffer.read())
+marks = []
+def timed(kind):
+    run = executor._HANDLERS[kind]
+    def handler(interp, op):
+        c0 = time.thread_time_ns()
+        run(interp, op)
+        marks.append((kind.__name__, time.thread_time_ns() - c0))
+    executor._HANDLERS[kind] = handler
+for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print):
+    timed(kind)
+child_main = executor.child_main
+def timed_child_main(*args):
+    del marks[:]  # its parent's, copied by the fork
+    child_main(*args)
+    print("marks", json.dumps(marks), flush=True)
+executor.child_main = timed_child_main
+executor.run(spec)
+"""
+CALLS = 12
+_CALL_KINDS = {"Get": "get", "Put": "put", "Send": "send", "Recv": "recv", "Print": "print"}
+
+
+def _calls_workload() -> p.Scenario:
+    def repeat(op: p.Op) -> p.Repeat:
+        return p.Repeat(times=CALLS, body=(op,))
+
+    return p.Scenario(
+        name="calibration-calls",
+        description="",
+        seed=0,
+        machine=p.Machine(),
+        objects={"q": p.QueueDef("q"), "back": p.QueueDef("back"), "c": p.PipeDef("c", ("a", "b"))},
+        functions={
+            "f": p.FunctionDef(
+                "f",
+                (
+                    repeat(p.Get(queue="q")),
+                    repeat(p.Recv(end="b")),
+                    repeat(p.Put(queue="back")),
+                    repeat(p.Send(end="b")),
+                    repeat(p.Print(text="calibration")),
+                ),
+            )
+        },
+        main=(
+            repeat(p.Put(queue="q")),
+            repeat(p.Send(end="a")),
+            p.Sleep(duration=p.Constant(20_000_000)),  # q's feeder has written every item
+            p.Spawn(name="c1", target="f"),
+            p.Join(names=("c1",)),
+            repeat(p.Get(queue="back")),
+            repeat(p.Recv(end="a")),
+        ),
+    )
+
+
+def _calls_run() -> dict[str, int]:
+    """A child's get, put, send, recv and print as the executor makes them (the
+    op's step, its payload, the probes): for each, `<kind>`, the CPU time of a
+    call once the kind has been made a few times, and `first_<kind>`, the CPU
+    time of the child's first (a put's includes starting the feeder thread)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CALLS_SCRIPT],
+        input=pickle.dumps(RunSpec(_calls_workload(), "fork")),
+        capture_output=True,
+        timeout=120,
+        check=True,
+        env=_child_environment(),
+    )
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("marks ")]
+    if len(lines) != 1:
+        raise CalibrationError(f"the calls run printed {done.stdout[-500:]!r}")
+    times: dict[str, list[int]] = {}
+    for kind, ns in json.loads(lines[0].removeprefix("marks ")):
+        times.setdefault(_CALL_KINDS[kind], []).append(ns)
+    if sorted(times) != sorted(_CALL_KINDS.values()) or any(
+        len(v) != CALLS for v in times.values()
+    ):
+        raise CalibrationError(f"the calls run recorded {times!r}")
+    figures: dict[str, int] = {}
+    for kind, samples in times.items():
+        figures[kind] = _median(samples[2:])  # the second call still touches pages
+        figures[f"first_{kind}"] = samples[0]
+    return figures
+
+
 # --- Queue ----------------------------------------------------------------------
 
 
@@ -631,36 +739,6 @@ def _queue_latency(size: int) -> int:
 # --- Pipe -----------------------------------------------------------------------
 
 
-def _drain_pipe(conn: Connection, count: int, done: Connection) -> None:
-    conn.recv()
-    time.sleep(0.05)
-    times: list[int] = []
-    for _ in range(count - 1):
-        c0 = _cpu()
-        conn.recv()
-        times.append(_cpu() - c0)
-    done.send(_median(times))
-    done.close()
-
-
-def _pipe_call_costs() -> tuple[int, int]:
-    ctx = multiprocessing.get_context("fork")
-    rx, tx = ctx.Pipe(duplex=False)
-    result_rx, result_tx = ctx.Pipe(duplex=False)
-    count = 600  # ~60 bytes each: all fit in the pipe, so no send blocks
-    reader = ctx.Process(target=_drain_pipe, args=(rx, count, result_tx), daemon=True)
-    reader.start()
-    result_tx.close()
-    sends: list[int] = []
-    for i in range(count):
-        c0 = _cpu()
-        tx.send(i)
-        sends.append(_cpu() - c0)
-    recv_ns = result_rx.recv()
-    reader.join()
-    return _median(sends[1:]), int(recv_ns)
-
-
 def _echo_pipe(conn: Connection, rounds: int) -> None:
     for _ in range(rounds):
         conn.recv()
@@ -731,21 +809,6 @@ def _gil_turn() -> int:
         pool.join()
     turns = SLOW_CALLBACKS * SLOW_CALLBACK_NS / (sys.getswitchinterval() * 1e9)
     return round(spent / turns)
-
-
-def _print_cost() -> int:
-    """CPU time of `print(i, flush=True)`, as a scenario's print runs: to stdout
-    (here /dev/null, where `compare` sends the real runs' output), one write each."""
-    saved = sys.stdout
-    with open(os.devnull, "w") as null:
-        sys.stdout = null
-        try:
-            c0 = _cpu()
-            for i in range(PRINTS):
-                print(i, flush=True)
-            return round((_cpu() - c0) / PRINTS)
-        finally:
-            sys.stdout = saved
 
 
 def _idle() -> None:
