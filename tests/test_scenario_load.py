@@ -119,6 +119,11 @@ machine:
     pool_dispatch: 14us
     pool_maintain: 15us
     wake_up: 17us
+    first_get: 18us
+    first_put: 19us
+    first_send: 20us
+    first_recv: 21us
+    first_print: 22us
 main: []
 """
 
@@ -164,6 +169,11 @@ def test_every_machine_key_maps_to_its_field() -> None:
             pool_dispatch_ns=14 * US,
             pool_maintain_ns=15 * US,
             wake_up_ns=17 * US,
+            first_get_ns=18 * US,
+            first_put_ns=19 * US,
+            first_send_ns=20 * US,
+            first_recv_ns=21 * US,
+            first_print_ns=22 * US,
         ),
     )
 
