@@ -113,6 +113,7 @@ SIZE_ROUNDS = 40
 RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
 POOL_TASKS = 4_000
 SPAWN_CHILDREN = 8
+CALLS = 12  # of each kind, in the calls run
 POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
@@ -597,7 +598,6 @@ def timed_child_main(*args):
 executor.child_main = timed_child_main
 executor.run(spec)
 """
-CALLS = 12
 _CALL_KINDS = {"Get": "get", "Put": "put", "Send": "send", "Recv": "recv", "Print": "print"}
 
 
