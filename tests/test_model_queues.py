@@ -72,19 +72,11 @@ main:
 
 
 def test_each_process_pays_its_first_get_and_put_once_before_it_can_block() -> None:
+    per_call = {"queue_put": "5us", "queue_get": "10us", "feeder_latency": "30us"}
+    firsts = {"first_get": "400us", "first_put": "200us", "thread_start": "100us"}
     run = run_text(f"""
 name: first-calls
-{
-        machine(
-            3,
-            queue_put="5us",
-            queue_get="10us",
-            feeder_latency="30us",
-            first_get="400us",
-            first_put="200us",
-            thread_start="100us",
-        )
-    }
+{machine(3, **per_call, **firsts)}
 objects:
   q: {{type: queue}}
 functions:
