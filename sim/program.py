@@ -477,6 +477,10 @@ class PolicySettings:
     mlfq_quanta_ns: tuple[int, ...] = (8_000_000, 16_000_000, 32_000_000)
     mlfq_boost_ns: int = 100_000_000
     linux_base_slice_ns: int = 1_400_000  # se.slice measured on this machine kind
+    # How long a ready task waits for the CPU it last ran on, that CPU busy,
+    # before an idle CPU takes it: the kernel balances its run queues at the
+    # timer tick (4 ms here, HZ=250). 0: one queue for all CPUs.
+    linux_balance_delay_ns: int = 4_000_000
 
 
 @dataclass(frozen=True)

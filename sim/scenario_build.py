@@ -153,7 +153,12 @@ _MACHINE = {
     "context_switch": "context_switch_ns",
     "start_method": "start_method",
 }
-_POLICY = {"quantum": "quantum_ns", "preemptive": "preemptive", "base_slice": "linux_base_slice_ns"}
+_POLICY = {
+    "quantum": "quantum_ns",
+    "preemptive": "preemptive",
+    "base_slice": "linux_base_slice_ns",
+    "balance_delay": "linux_balance_delay_ns",
+}
 _MLFQ = {"quanta": "mlfq_quanta_ns", "boost": "mlfq_boost_ns"}
 
 

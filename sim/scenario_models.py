@@ -651,6 +651,7 @@ class MachineModel(Strict):
     preemptive: bool = _optional()
     mlfq: MlfqModel = _optional()
     base_slice: PositiveDuration = _optional()
+    balance_delay: FixedDuration = _optional()
     context_switch: FixedDuration = _optional()
     start_method: StartMethod = _optional()
     start_cost: PerStartMethodModel = _optional()

@@ -55,16 +55,17 @@ ZERO_COSTS = {
 }
 
 
-def machine(cpus: int, policy: str = "linux", **costs: str) -> str:
+def machine(cpus: int, policy: str = "linux", balance_delay: str = "4ms", **costs: str) -> str:
     """A `machine:` line with free process starts and context switches, and the
     machinery's costs at zero except those given (`feeder_latency="30us"`). Every
     cost is written, so the machine profile the scenario runs with changes none;
-    only its time slices remain, which matter only when tasks wait for a CPU."""
+    only its time slices and the `linux` policy's balance delay remain, which
+    matter only when tasks wait for a CPU."""
     merged = {**ZERO_COSTS, **costs}
     cost_text = ", ".join(f"{k}: {v}" for k, v in merged.items())
     return (
         f"machine: {{cpus: {cpus}, policy: {policy}, context_switch: 0ns, "
-        "start_cost: {fork: 0ns}, exit_cost: {fork: 0ns}, "
+        f"balance_delay: {balance_delay}, start_cost: {{fork: 0ns}}, exit_cost: {{fork: 0ns}}, "
         f"costs: {{{cost_text}, gil_switch_interval: 5ms}}}}"
     )
 

@@ -301,9 +301,10 @@ def test_worker_handler_spins_while_a_result_waits_unread() -> None:
     callback keeps a result unread it loops without blocking: each time the
     switch interval forces the result handler to drop the GIL, the worker
     handler keeps it for a turn (`gil_turn`), which delays the callback."""
+    # One queue for both CPUs: the figures are the GIL's alone.
     run = run_text(f"""
 name: spin
-{machine(2, gil_turn="1ms")}
+{machine(2, gil_turn="1ms", balance_delay="0ns")}
 objects:
   p: {{type: pool, workers: 1}}
 functions:

@@ -65,6 +65,12 @@ class Scheduler:
         self.tasks: list[Task] = []
         self._dispatch_pending = False
         self._arrivals: list[Task] = []  # made ready this instant: may preempt
+        # The linux policy's per-CPU queues: a ready task waits for the CPU it ran
+        # on last unless a CPU is idle when it becomes ready, or it has not run
+        # for balance_delay (see _may_run_on); 0: one queue for all CPUs.
+        linux = policy.name == "linux"
+        self._balance_delay = policy.settings.linux_balance_delay_ns if linux else 0
+        self._balance_at: int | None = None  # when a waiting task may next move
         self.last_change = 0  # when a task last changed state: the run's end
 
     # --- recording ------------------------------------------------------------
@@ -105,6 +111,7 @@ class Scheduler:
         """`task` can run: queue it. At the end of this instant an idle CPU takes
         it, or it preempts a running task if the policy says so."""
         self._set(task, "ready")
+        task.queued_at = self.env.now
         self.policy.add(task, self.env.now, why)
         if why in ("new", "wake"):
             self._arrivals.append(task)
@@ -135,6 +142,9 @@ class Scheduler:
             if task.state != "ready" or task.cpu is not None:
                 continue
             running = self.running()
+            if self._balance_delay and task.last_cpu is not None:
+                # It waits in its last CPU's queue: only that CPU's task may yield.
+                running = [t for t in running if t.cpu is not None and t.cpu.index == task.last_cpu]
             for other in running:
                 self.account(other)
             victim = self.policy.victim(task, running)
@@ -143,11 +153,44 @@ class Scheduler:
                 self._fill_idle_cpus()
 
     def _fill_idle_cpus(self) -> None:
+        if self._balance_delay:
+            self._fill_idle_cpus_per_cpu()
+            return
         while self._idle and len(self.policy):
             task = self.policy.pick(self.env.now)
             if task is None:
                 return
             self._start_on(self.cpus[self._idle.pop(0)], task)
+
+    def _may_run_on(self, index: int, now: int, task: Task) -> bool:
+        """Linux's placement, simplified: a task becoming ready takes an idle CPU
+        if there is one then; otherwise it waits in the queue of the CPU it ran
+        on last, and another CPU takes it only once it has not run for
+        balance_delay (an idle CPU does not pull a cache-hot task, and the
+        kernel balances its queues at the timer tick)."""
+        return (
+            task.last_cpu is None
+            or task.last_cpu == index
+            or task.queued_at == now
+            or now - task.left_at >= self._balance_delay
+        )
+
+    def _fill_idle_cpus_per_cpu(self) -> None:
+        now = self.env.now
+        for index in list(self._idle):
+            if not len(self.policy):
+                return
+            task = self.policy.pick_where(now, partial(self._may_run_on, index, now))
+            if task is not None:
+                self._idle.remove(index)
+                self._start_on(self.cpus[index], task)
+        if self._idle and len(self.policy):
+            # Tasks wait for their busy CPUs while another idles: look again
+            # when the first of them may move.
+            at = min(t.left_at for t in self.policy.ordered()) + self._balance_delay
+            if self._balance_at is None or at < self._balance_at or self._balance_at <= now:
+                self._balance_at = at
+                self.env.timeout(at - now).callbacks.append(lambda _e: self._dispatch_soon())
 
     def _start_on(self, cpu: Cpu, task: Task) -> None:
         cpu.task = task
@@ -183,6 +226,7 @@ class Scheduler:
         if cpu is None:
             return
         task.cpu = None
+        task.last_cpu, task.left_at = cpu.index, self.env.now
         cpu.task = None
         cpu.switching = False
         cpu.last = task
@@ -208,6 +252,7 @@ class Scheduler:
         self.account(task)
         self._free(task)
         self._set(task, "ready")
+        task.queued_at = self.env.now
         self.policy.add(task, self.env.now, "preempted")
         if task.in_timer and task.sim_process is not None:
             task.sim_process.interrupt(Preempted())
@@ -215,14 +260,20 @@ class Scheduler:
     def _expire(self, task: Task) -> None:
         """The task's time slice ran out: it goes back to the queue, and keeps the CPU
         without a switch when the policy picks it again."""
-        self.policy.add(task, self.env.now, "expired")
-        chosen = self.policy.pick(self.env.now)
-        if chosen is task:
-            task.slice_left = self.policy.time_slice(task, self.env.now)
-            return
-        assert chosen is not None
         cpu = task.cpu
         assert cpu is not None
+        now = self.env.now
+        task.queued_at = now
+        self.policy.add(task, now, "expired")
+        if self._balance_delay:
+            task.last_cpu, task.left_at = cpu.index, now
+            chosen = self.policy.pick_where(now, partial(self._may_run_on, cpu.index, now))
+        else:
+            chosen = self.policy.pick(now)
+        if chosen is task:
+            task.slice_left = self.policy.time_slice(task, now)
+            return
+        assert chosen is not None
         task.cpu = None
         cpu.last = task
         self._set(task, "ready")

@@ -59,11 +59,14 @@ class Task:
         "ended",
         "in_timer",
         "kind",
+        "last_cpu",
+        "left_at",
         "locks_held",
         "name",
         "priority",
         "process",
         "program",
+        "queued_at",
         "remaining",
         "rng",
         "seq",
@@ -96,6 +99,12 @@ class Task:
         self.daemon = daemon
         self.state: TaskState = "new"
         self.cpu: Cpu | None = None
+        # The CPU it ran on last and when it left it (the linux policy: while
+        # ready, it waits in that CPU's queue until it has not run for the
+        # balance delay), and since when it is ready.
+        self.last_cpu: int | None = None
+        self.left_at = 0
+        self.queued_at = 0
         self.wake: simpy.Event | None = None
         self.sim_process: simpy.Process | None = None
         self.ended = ended  # succeeds when the task has terminated

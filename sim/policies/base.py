@@ -11,7 +11,7 @@ preempt a running one (`victim`), and reports the CPU time each task used
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from sim.program import PolicySettings
@@ -46,6 +46,13 @@ class Policy(ABC, Generic[T]):
     @abstractmethod
     def pick(self, now: int) -> T | None:
         """Remove and return the task to run next, or None when none is ready."""
+
+    def pick_where(self, now: int, allowed: Callable[[T], bool]) -> T | None:
+        """`pick`, among the tasks `allowed` says may run (on the CPU asking)."""
+        task = next((t for t in self.ordered() if allowed(t)), None)
+        if task is not None:
+            self.remove(task)
+        return task
 
     @abstractmethod
     def remove(self, task: T) -> None:

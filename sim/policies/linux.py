@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sim.policies.base import Policy, T, Why
 from sim.program import PolicySettings
@@ -69,6 +69,22 @@ class Linux(Policy[T]):
             return None
         self._update_min()
         return heapq.heappop(self._heap)[2]
+
+    def pick_where(self, now: int, allowed: Callable[[T], bool]) -> T | None:
+        if not self._heap:
+            return None
+        self._update_min()
+        passed = []
+        chosen = None
+        while self._heap:
+            entry = heapq.heappop(self._heap)
+            if allowed(entry[2]):
+                chosen = entry[2]
+                break
+            passed.append(entry)
+        for entry in passed:
+            heapq.heappush(self._heap, entry)
+        return chosen
 
     def remove(self, task: T) -> None:
         self._heap = [entry for entry in self._heap if entry[2] is not task]
