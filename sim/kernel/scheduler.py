@@ -5,6 +5,9 @@ the decisions out on the SimPy clock and records every state change. A task's
 program calls `work(task, ns)` to use the CPU (waiting to be dispatched first when
 it is not running) and `block(task, reason, event)` to give the CPU up until an
 event; preemption and kills reach it as SimPy interrupts with a typed cause.
+
+The `linux` policy's queue is split by CPU, simplified: a ready task waits for
+the CPU it last ran on for up to the balance delay (see `_may_run_on`).
 """
 
 from __future__ import annotations
