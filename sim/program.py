@@ -479,8 +479,9 @@ class PolicySettings:
     linux_base_slice_ns: int = 1_400_000  # se.slice measured on this machine kind
     # How long a ready task waits for the CPU it last ran on, that CPU busy,
     # before an idle CPU takes it: the kernel balances its run queues at the
-    # timer tick (4 ms here, HZ=250). 0: one queue for all CPUs.
-    linux_balance_delay_ns: int = 4_000_000
+    # timer tick (every 4 ms here, HZ=250), so half a tick on average.
+    # 0: one queue for all CPUs.
+    linux_balance_delay_ns: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -526,6 +527,8 @@ class Costs:
     first_send_ns: int = 40_000
     first_recv_ns: int = 40_000
     first_print_ns: int = 50_000
+    # What a feeder thread's first item costs it more than later ones.
+    first_feed_ns: int = 300_000
     # Pool(): what the parent spends besides starting the workers (its pipes,
     # locks and helper threads).
     pool_create_ns: int = 1_000_000

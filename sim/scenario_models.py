@@ -627,6 +627,7 @@ class CostsModel(Strict):
     first_send: FixedDuration = _optional()
     first_recv: FixedDuration = _optional()
     first_print: FixedDuration = _optional()
+    first_feed: FixedDuration = _optional()
     pool_create: FixedDuration = _optional()
     pool_submit: FixedDuration = _optional()
     pool_worker: FixedDuration = _optional()

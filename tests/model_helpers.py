@@ -43,6 +43,7 @@ ZERO_COSTS = {
     "first_send": "0ns",
     "first_recv": "0ns",
     "first_print": "0ns",
+    "first_feed": "0ns",
     "pool_create": "0ns",
     "pool_submit": "0ns",
     "pool_worker": "0ns",
@@ -55,7 +56,7 @@ ZERO_COSTS = {
 }
 
 
-def machine(cpus: int, policy: str = "linux", balance_delay: str = "4ms", **costs: str) -> str:
+def machine(cpus: int, policy: str = "linux", balance_delay: str = "2ms", **costs: str) -> str:
     """A `machine:` line with free process starts and context switches, and the
     machinery's costs at zero except those given (`feeder_latency="30us"`). Every
     cost is written, so the machine profile the scenario runs with changes none;
@@ -173,7 +174,8 @@ def run_file(name: str, **settings: int) -> Run:
     machine's per-call costs; `settings` replace policy settings
     (`linux_base_slice_ns=...`)."""
     scenario = load_scenario(SCENARIOS / name)
-    free_first_calls = {f"first_{kind}_ns": 0 for kind in ("get", "put", "send", "recv", "print")}
+    kinds = ("get", "put", "send", "recv", "print", "feed")
+    free_first_calls = {f"first_{kind}_ns": 0 for kind in kinds}
     machine = replace(
         scenario.machine,
         context_switch_ns=0,

@@ -67,6 +67,9 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert costs["first_put_ns"] == max(
         0, calls["first_put"] - calls["put"] - costs["thread_start_ns"]
     )
+    # A feeder's first item: from the put's return to the waiting get's return.
+    assert 0 < calls["feed"] < 50 * MS
+    assert costs["first_feed_ns"] == max(0, calls["first_feed"] - calls["feed"])
     # The feeder's share of the latency is reckoned from a bare put().
     bare_put = details["bare_queue_call_ns"]["put"]
     assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)

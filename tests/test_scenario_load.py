@@ -124,6 +124,7 @@ machine:
     first_send: 20us
     first_recv: 21us
     first_print: 22us
+    first_feed: 23us
 main: []
 """
 
@@ -174,6 +175,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             first_send_ns=20 * US,
             first_recv_ns=21 * US,
             first_print_ns=22 * US,
+            first_feed_ns=23 * US,
         ),
     )
 

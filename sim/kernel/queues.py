@@ -151,6 +151,7 @@ class SimQueue:
         rt = self.rt
         assert feeder.idle is not None
         owner = task.process
+        first = rt.costs.first_feed_ns  # the new thread's first item touches its code
         while True:
             while not feeder.buffer:
                 if feeder.closed:
@@ -158,8 +159,9 @@ class SimQueue:
                 yield from feeder.idle.wait(task, f"{self.name}.feeder", lambda: _tasks_of(owner))
             message = feeder.buffer.popleft()
             yield from rt.scheduler.work(
-                task, rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
+                task, first + rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
             )
+            first = 0
             if not self.wlock.try_acquire(task):
                 yield from self.wlock.acquire(task, f"{self.name}.wlock")
             reason = f"{self.name}.write"

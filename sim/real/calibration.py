@@ -23,7 +23,9 @@ process does not move it. What each one times, and how it maps onto the model:
   of a call once a few of its kind have been made; `first_get`, `first_put`,
   `first_send`, `first_recv`, `first_print`, what the child's first call of
   the kind costs more (first touches of code and objects, copy-on-write
-  faults; less `thread_start` for a put, which starts the feeder);
+  faults; less `thread_start` for a put, which starts the feeder); and
+  `first_feed`, what a feeder's first item takes more, from the put's return
+  to the return of a get waiting for it, than a later item;
 - Queue: `feeder_latency`, put→get of a small item into a consumer already
   waiting, less the CPU time of the bare `put()` it was timed from (the model
   charges the rest to the feeder thread); `per_byte`, half the slope of that
@@ -330,6 +332,8 @@ def _measure(report: Progress) -> MachineProfile:
         "first_send_ns": max(0, calls["first_send"] - calls["send"]),
         "first_recv_ns": max(0, calls["first_recv"] - calls["recv"]),
         "first_print_ns": max(0, calls["first_print"] - calls["print"]),
+        # The feeder's first item: its put-to-get time, less a later item's.
+        "first_feed_ns": max(0, calls["first_feed"] - calls["feed"]),
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
         # As the executor runs a scenario's job (`pool_job`, its result's bytes),
@@ -572,9 +576,11 @@ def _spawn_run() -> dict[str, int]:
 
 # A child's calls, as the executor makes them: main puts CALLS items into a Queue
 # and sends CALLS messages down a Pipe, then starts a child that gets and
-# receives them (all there already: no call waits), puts and sends as many back,
-# and prints as many lines. Each op's CPU time is read on its task's thread
-# clock; the child prints its own on stdout when its function ends.
+# receives them (all there already: no call waits), puts as many back one every
+# 2 ms (main waits for each in get()), then as many into a third Queue back to
+# back, sends as many back and prints as many lines. Each op's CPU time is read
+# on its task's thread clock, and its end on the monotonic clock; each process
+# prints its own when its code ends.
 _CALLS_SCRIPT = """
 import json, pickle, sys, time
 from sim import program as p
@@ -586,7 +592,8 @@ def timed(kind):
     def handler(interp, op):
         c0 = time.thread_time_ns()
         run(interp, op)
-        marks.append((kind.__name__, time.thread_time_ns() - c0))
+        end = time.monotonic_ns()
+        marks.append((kind.__name__, getattr(op, "queue", ""), time.thread_time_ns() - c0, end))
     executor._HANDLERS[kind] = handler
 for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print):
     timed(kind)
@@ -594,9 +601,10 @@ child_main = executor.child_main
 def timed_child_main(*args):
     del marks[:]  # its parent's, copied by the fork
     child_main(*args)
-    print("marks", json.dumps(marks), flush=True)
+    print("child", json.dumps(marks), flush=True)
 executor.child_main = timed_child_main
 executor.run(spec)
+print("main", json.dumps(marks), flush=True)
 """
 _CALL_KINDS = {"Get": "get", "Put": "put", "Send": "send", "Recv": "recv", "Print": "print"}
 
@@ -610,14 +618,23 @@ def _calls_workload() -> p.Scenario:
         description="",
         seed=0,
         machine=p.Machine(),
-        objects={"q": p.QueueDef("q"), "back": p.QueueDef("back"), "c": p.PipeDef("c", ("a", "b"))},
+        objects={
+            "q": p.QueueDef("q"),
+            "back": p.QueueDef("back"),
+            "more": p.QueueDef("more"),
+            "c": p.PipeDef("c", ("a", "b")),
+        },
         functions={
             "f": p.FunctionDef(
                 "f",
                 (
                     repeat(p.Get(queue="q")),
                     repeat(p.Recv(end="b")),
-                    repeat(p.Put(queue="back")),
+                    p.Repeat(
+                        times=CALLS,
+                        body=(p.Put(queue="back"), p.Sleep(duration=p.Constant(2_000_000))),
+                    ),
+                    repeat(p.Put(queue="more")),
                     repeat(p.Send(end="b")),
                     repeat(p.Print(text="calibration")),
                 ),
@@ -628,8 +645,8 @@ def _calls_workload() -> p.Scenario:
             repeat(p.Send(end="a")),
             p.Sleep(duration=p.Constant(20_000_000)),  # q's feeder has written every item
             p.Spawn(name="c1", target="f"),
-            p.Join(names=("c1",)),
             repeat(p.Get(queue="back")),
+            p.Join(names=("c1",)),
             repeat(p.Recv(end="a")),
         ),
     )
@@ -639,7 +656,10 @@ def _calls_run() -> dict[str, int]:
     """A child's get, put, send, recv and print as the executor makes them (the
     op's step, its payload, the probes): for each, `<kind>`, the CPU time of a
     call once the kind has been made a few times, and `first_<kind>`, the CPU
-    time of the child's first (a put's includes starting the feeder thread)."""
+    time of the child's first (a put's includes starting the feeder thread);
+    `feed` and `first_feed`, the time from a put's return to the return of the
+    get waiting for its item, for later items and for the first. A put's cost
+    is timed on the puts made back to back (one after a pause costs more)."""
     done = subprocess.run(
         [sys.executable, "-c", _CALLS_SCRIPT],
         input=pickle.dumps(RunSpec(_calls_workload(), "fork")),
@@ -648,20 +668,33 @@ def _calls_run() -> dict[str, int]:
         check=True,
         env=_child_environment(),
     )
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("marks ")]
-    if len(lines) != 1:
-        raise CalibrationError(f"the calls run printed {done.stdout[-500:]!r}")
+    marks: dict[str, list[tuple[str, str, int, int]]] = {}
+    for line in done.stdout.decode().splitlines():
+        who, _, rest = line.partition(" ")
+        if who in ("child", "main") and rest.startswith("["):
+            marks[who] = [tuple(mark) for mark in json.loads(rest)]
     times: dict[str, list[int]] = {}
-    for kind, ns in json.loads(lines[0].removeprefix("marks ")):
-        times.setdefault(_CALL_KINDS[kind], []).append(ns)
-    if sorted(times) != sorted(_CALL_KINDS.values()) or any(
-        len(v) != CALLS for v in times.values()
+    for kind, queue, ns, _end in marks.get("child", []):
+        if queue != "back":  # the spaced puts: timed for their items' way only
+            times.setdefault(_CALL_KINDS[kind], []).append(ns)
+    spaced = [(ns, end) for kind, queue, ns, end in marks.get("child", []) if queue == "back"]
+    got = [end for kind, queue, _ns, end in marks.get("main", []) if queue == "back"]
+    if (
+        sorted(times) != sorted(_CALL_KINDS.values())
+        or any(len(v) != CALLS for v in times.values())
+        or len(spaced) != CALLS
+        or len(got) != CALLS
     ):
-        raise CalibrationError(f"the calls run recorded {times!r}")
+        raise CalibrationError(f"the calls run recorded {marks!r}")
     figures: dict[str, int] = {}
     for kind, samples in times.items():
         figures[kind] = _median(samples[2:])  # the second call still touches pages
         figures[f"first_{kind}"] = samples[0]
+    # The process's first put is the first spaced one (it starts the first feeder).
+    figures["first_put"] = spaced[0][0]
+    feeds = [end - put_end for (_ns, put_end), end in zip(spaced, got, strict=True)]
+    figures["feed"] = _median(feeds[2:])
+    figures["first_feed"] = feeds[0]
     return figures
 
 
