@@ -529,6 +529,8 @@ class Costs:
     first_print_ns: int = 50_000
     # What a feeder thread's first item costs it more than later ones.
     first_feed_ns: int = 300_000
+    # What a pool worker's first job costs it more than later ones.
+    first_job_ns: int = 1_000_000
     # Pool(): what the parent spends besides starting the workers (its pipes,
     # locks and helper threads).
     pool_create_ns: int = 1_000_000

@@ -628,6 +628,7 @@ class CostsModel(Strict):
     first_recv: FixedDuration = _optional()
     first_print: FixedDuration = _optional()
     first_feed: FixedDuration = _optional()
+    first_job: FixedDuration = _optional()
     pool_create: FixedDuration = _optional()
     pool_submit: FixedDuration = _optional()
     pool_worker: FixedDuration = _optional()

@@ -44,6 +44,7 @@ ZERO_COSTS = {
     "first_recv": "0ns",
     "first_print": "0ns",
     "first_feed": "0ns",
+    "first_job": "0ns",
     "pool_create": "0ns",
     "pool_submit": "0ns",
     "pool_worker": "0ns",
@@ -174,7 +175,7 @@ def run_file(name: str, **settings: int) -> Run:
     machine's per-call costs; `settings` replace policy settings
     (`linux_base_slice_ns=...`)."""
     scenario = load_scenario(SCENARIOS / name)
-    kinds = ("get", "put", "send", "recv", "print", "feed")
+    kinds = ("get", "put", "send", "recv", "print", "feed", "job")
     free_first_calls = {f"first_{kind}_ns": 0 for kind in kinds}
     machine = replace(
         scenario.machine,

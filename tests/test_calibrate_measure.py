@@ -70,6 +70,9 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     # A feeder's first item: from the put's return to the waiting get's return.
     assert 0 < calls["feed"] < 50 * MS
     assert costs["first_feed_ns"] == max(0, calls["first_feed"] - calls["feed"])
+    # A pool worker's first job, an empty function, costs it more than a later one.
+    assert 0 < calls["job"] < calls["first_job"] < 50 * MS
+    assert costs["first_job_ns"] == calls["first_job"] - calls["job"]
     # The feeder's share of the latency is reckoned from a bare put().
     bare_put = details["bare_queue_call_ns"]["put"]
     assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)

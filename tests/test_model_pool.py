@@ -357,3 +357,23 @@ main:
     assert running("main.p.task_handler") == 3 * 30 * US
     # A turn at its start, and one for each of the three results.
     assert running("main.p.worker_handler") == 4 * 50 * US
+
+
+def test_a_workers_first_job_costs_it_first_job_more() -> None:
+    run = run_text(f"""
+name: first-job
+{machine(2, first_job="300us")}
+objects:
+  p: {{type: pool, workers: 1}}
+functions:
+  work: [{{compute: 1ms}}]
+main:
+  - apply: {{pool: p, function: work}}
+  - apply: {{pool: p, function: work}}
+  - close_pool: p
+  - join_pool: p
+""")
+    starts = [e.t for e in run.jobs("start")]
+    finishes = [e.t for e in run.jobs("finish")]
+    took = [end - start for start, end in zip(starts, finishes, strict=True)]
+    assert took == [300 * US + MS, MS]

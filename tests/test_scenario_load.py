@@ -125,6 +125,7 @@ machine:
     first_recv: 21us
     first_print: 22us
     first_feed: 23us
+    first_job: 24us
 main: []
 """
 
@@ -176,6 +177,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             first_recv_ns=21 * US,
             first_print_ns=22 * US,
             first_feed_ns=23 * US,
+            first_job_ns=24 * US,
         ),
     )
 

@@ -180,6 +180,8 @@ class SimPool:
                 break
             job = chunk.job
             self._emit(task, "start", job, chunk.index)
+            if completed == 0:  # the job's code, first run in this new process
+                yield from rt.scheduler.work(task, rt.costs.first_job_ns)
             body = rt.scenario.functions[job.function].body
             ok = True
             try:

@@ -25,7 +25,9 @@ process does not move it. What each one times, and how it maps onto the model:
   the kind costs more (first touches of code and objects, copy-on-write
   faults; less `thread_start` for a put, which starts the feeder); and
   `first_feed`, what a feeder's first item takes more, from the put's return
-  to the return of a get waiting for it, than a later item;
+  to the return of a get waiting for it, than a later item; `first_job`, what
+  a pool worker's first job (an empty function of the scenario) costs it more
+  than a later one;
 - Queue: `feeder_latency`, put→get of a small item into a consumer already
   waiting, less the CPU time of the bare `put()` it was timed from (the model
   charges the rest to the feeder thread); `per_byte`, half the slope of that
@@ -334,6 +336,7 @@ def _measure(report: Progress) -> MachineProfile:
         "first_print_ns": max(0, calls["first_print"] - calls["print"]),
         # The feeder's first item: its put-to-get time, less a later item's.
         "first_feed_ns": max(0, calls["first_feed"] - calls["feed"]),
+        "first_job_ns": max(0, calls["first_job"] - calls["job"]),
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
         # As the executor runs a scenario's job (`pool_job`, its result's bytes),
@@ -578,9 +581,10 @@ def _spawn_run() -> dict[str, int]:
 # and sends CALLS messages down a Pipe, then starts a child that gets and
 # receives them (all there already: no call waits), puts as many back one every
 # 2 ms (main waits for each in get()), then as many into a third Queue back to
-# back, sends as many back and prints as many lines. Each op's CPU time is read
-# on its task's thread clock, and its end on the monotonic clock; each process
-# prints its own when its code ends.
+# back, sends as many back and prints as many lines; last, main applies an empty
+# function CALLS times to a Pool of one worker. Each op's CPU time is read on
+# its task's thread clock, and its end on the monotonic clock; each process
+# prints its own when its code ends, the worker each job's CPU time.
 _CALLS_SCRIPT = """
 import json, pickle, sys, time
 from sim import program as p
@@ -603,6 +607,13 @@ def timed_child_main(*args):
     child_main(*args)
     print("child", json.dumps(marks), flush=True)
 executor.child_main = timed_child_main
+pool_job = executor.pool_job
+def timed_pool_job(*args):
+    c0 = time.thread_time_ns()
+    result = pool_job(*args)
+    print("job", time.thread_time_ns() - c0, flush=True)
+    return result
+executor.pool_job = timed_pool_job
 executor.run(spec)
 print("main", json.dumps(marks), flush=True)
 """
@@ -623,6 +634,7 @@ def _calls_workload() -> p.Scenario:
             "back": p.QueueDef("back"),
             "more": p.QueueDef("more"),
             "c": p.PipeDef("c", ("a", "b")),
+            "p": p.PoolDef("p", 1),
         },
         functions={
             "f": p.FunctionDef(
@@ -638,7 +650,8 @@ def _calls_workload() -> p.Scenario:
                     repeat(p.Send(end="b")),
                     repeat(p.Print(text="calibration")),
                 ),
-            )
+            ),
+            "nothing": p.FunctionDef("nothing", ()),
         },
         main=(
             repeat(p.Put(queue="q")),
@@ -648,6 +661,9 @@ def _calls_workload() -> p.Scenario:
             repeat(p.Get(queue="back")),
             p.Join(names=("c1",)),
             repeat(p.Recv(end="a")),
+            repeat(p.Apply(pool="p", function="nothing")),
+            p.PoolClose(pool="p"),
+            p.PoolJoin(pool="p"),
         ),
     )
 
@@ -658,8 +674,10 @@ def _calls_run() -> dict[str, int]:
     call once the kind has been made a few times, and `first_<kind>`, the CPU
     time of the child's first (a put's includes starting the feeder thread);
     `feed` and `first_feed`, the time from a put's return to the return of the
-    get waiting for its item, for later items and for the first. A put's cost
-    is timed on the puts made back to back (one after a pause costs more)."""
+    get waiting for its item, for later items and for the first; `job` and
+    `first_job`, a pool worker's CPU time in a job of the scenario (an empty
+    function), later and first. A put's cost is timed on the puts made back to
+    back (one after a pause costs more)."""
     done = subprocess.run(
         [sys.executable, "-c", _CALLS_SCRIPT],
         input=pickle.dumps(RunSpec(_calls_workload(), "fork")),
@@ -669,10 +687,13 @@ def _calls_run() -> dict[str, int]:
         env=_child_environment(),
     )
     marks: dict[str, list[tuple[str, str, int, int]]] = {}
+    jobs: list[int] = []
     for line in done.stdout.decode().splitlines():
         who, _, rest = line.partition(" ")
         if who in ("child", "main") and rest.startswith("["):
             marks[who] = [tuple(mark) for mark in json.loads(rest)]
+        elif who == "job" and rest.isdigit():
+            jobs.append(int(rest))
     times: dict[str, list[int]] = {}
     for kind, queue, ns, _end in marks.get("child", []):
         if queue != "back":  # the spaced puts: timed for their items' way only
@@ -684,6 +705,7 @@ def _calls_run() -> dict[str, int]:
         or any(len(v) != CALLS for v in times.values())
         or len(spaced) != CALLS
         or len(got) != CALLS
+        or len(jobs) != CALLS
     ):
         raise CalibrationError(f"the calls run recorded {marks!r}")
     figures: dict[str, int] = {}
@@ -695,6 +717,8 @@ def _calls_run() -> dict[str, int]:
     feeds = [end - put_end for (_ns, put_end), end in zip(spaced, got, strict=True)]
     figures["feed"] = _median(feeds[2:])
     figures["first_feed"] = feeds[0]
+    figures["job"] = _median(jobs[2:])
+    figures["first_job"] = jobs[0]
     return figures
 
 
