@@ -71,6 +71,7 @@ class Linux(Policy[T]):
         return heapq.heappop(self._heap)[2]
 
     def pick_where(self, now: int, allowed: Callable[[T], bool]) -> T | None:
+        # In vruntime order: the first allowed task; the ones passed go back.
         if not self._heap:
             return None
         self._update_min()

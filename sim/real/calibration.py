@@ -507,16 +507,23 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, in
     )
 
 
-# Spawns, as a real run's main makes them: the executor runs a scenario whose main
-# starts SPAWN_CHILDREN children back to back (each runs an empty function) and
-# then joins them, in a root process of its own. Main's thread CPU clock is read
-# as each spawn op begins, as os.fork returns in it, and as the join begins.
-_SPAWN_SCRIPT = """
+# The start of a program that has the executor run the RunSpec pickled on its
+# stdin, its op handlers timed by a `timed(kind)` of its own into `marks`.
+_EXECUTOR_SCRIPT = """
 import json, os, pickle, sys, time
 from sim import program as p
 from sim.real import executor
 spec = pickle.loads(sys.stdin.buffer.read())
 marks = []
+"""
+
+# Spawns, as a real run's main makes them: the executor runs a scenario whose main
+# starts SPAWN_CHILDREN children back to back (each runs an empty function) and
+# then joins them, in a root process of its own. Main's thread CPU clock is read
+# as each spawn op begins, as os.fork returns in it, and as the join begins.
+_SPAWN_SCRIPT = (
+    _EXECUTOR_SCRIPT
+    + """
 def timed(kind):
     run = executor._HANDLERS[kind]
     def handler(interp, op):
@@ -535,6 +542,7 @@ os.fork = timed_fork
 executor.run(spec)
 print(json.dumps(marks))
 """
+)
 
 
 def _spawn_workload() -> p.Scenario:
@@ -585,12 +593,9 @@ def _spawn_run() -> dict[str, int]:
 # function CALLS times to a Pool of one worker. Each op's CPU time is read on
 # its task's thread clock, and its end on the monotonic clock; each process
 # prints its own when its code ends, the worker each job's CPU time.
-_CALLS_SCRIPT = """
-import json, pickle, sys, time
-from sim import program as p
-from sim.real import executor
-spec = pickle.loads(sys.stdin.buffer.read())
-marks = []
+_CALLS_SCRIPT = (
+    _EXECUTOR_SCRIPT
+    + """
 def timed(kind):
     run = executor._HANDLERS[kind]
     def handler(interp, op):
@@ -617,6 +622,7 @@ executor.pool_job = timed_pool_job
 executor.run(spec)
 print("main", json.dumps(marks), flush=True)
 """
+)
 _CALL_KINDS = {"Get": "get", "Put": "put", "Send": "send", "Recv": "recv", "Print": "print"}
 
 
