@@ -517,6 +517,21 @@ spec = pickle.loads(sys.stdin.buffer.read())
 marks = []
 """
 
+
+def _run_executor_script(script: str, scenario: p.Scenario) -> bytes:
+    """What a program that has the executor run `scenario` (fork) printed, run
+    as a root process of its own (under the probes when this process measures
+    with them); it reads the RunSpec on its stdin."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        input=pickle.dumps(RunSpec(scenario, "fork")),
+        capture_output=True,
+        timeout=120,
+        check=True,
+        env=_child_environment(),
+    ).stdout
+
+
 # Spawns, as a real run's main makes them: the executor runs a scenario whose main
 # starts SPAWN_CHILDREN children back to back (each runs an empty function) and
 # then joins them, in a root process of its own. Main's thread CPU clock is read
@@ -566,15 +581,8 @@ def _spawn_run() -> dict[str, int]:
     from one spawn to the next (Process(), start() with the probes, the child's
     priority, the interpreter's step); `after_fork`, the part of it after the
     child exists (os.fork returned); `first`, what the first spawn takes more."""
-    done = subprocess.run(
-        [sys.executable, "-c", _SPAWN_SCRIPT],
-        input=pickle.dumps(RunSpec(_spawn_workload(), "fork")),
-        capture_output=True,
-        timeout=120,
-        check=True,
-        env=_child_environment(),
-    )
-    marks: list[tuple[str, int]] = json.loads(done.stdout.splitlines()[-1])
+    out = _run_executor_script(_SPAWN_SCRIPT, _spawn_workload())
+    marks: list[tuple[str, int]] = json.loads(out.splitlines()[-1])
     begins = [t for what, t in marks if what in ("Spawn", "Join")]
     forks = [t for what, t in marks if what == "fork"]
     if len(begins) != SPAWN_CHILDREN + 1 or len(forks) != SPAWN_CHILDREN:
@@ -684,17 +692,10 @@ def _calls_run() -> dict[str, int]:
     `first_job`, a pool worker's CPU time in a job of the scenario (an empty
     function), later and first. A put's cost is timed on the puts made back to
     back (one after a pause costs more)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CALLS_SCRIPT],
-        input=pickle.dumps(RunSpec(_calls_workload(), "fork")),
-        capture_output=True,
-        timeout=120,
-        check=True,
-        env=_child_environment(),
-    )
+    out = _run_executor_script(_CALLS_SCRIPT, _calls_workload())
     marks: dict[str, list[tuple[str, str, int, int]]] = {}
     jobs: list[int] = []
-    for line in done.stdout.decode().splitlines():
+    for line in out.decode().splitlines():
         who, _, rest = line.partition(" ")
         if who in ("child", "main") and rest.startswith("["):
             marks[who] = [tuple(mark) for mark in json.loads(rest)]
@@ -962,15 +963,7 @@ def _pool_run() -> tuple[int, int]:
     executor, in a root process of its own; and the CPU time its workers used
     in all."""
     scenario = pool_workload(p.Machine(), POOL_TASKS, POOL_WORKERS, 0)
-    done = subprocess.run(
-        [sys.executable, "-c", _POOL_SCRIPT],
-        input=pickle.dumps(RunSpec(scenario, "fork")),
-        capture_output=True,
-        timeout=120,
-        check=True,
-        env=_child_environment(),
-    )
-    wall, workers_cpu = done.stdout.split()[-2:]
+    wall, workers_cpu = _run_executor_script(_POOL_SCRIPT, scenario).split()[-2:]
     return int(wall), int(workers_cpu)
 
 
