@@ -284,6 +284,9 @@ def _measure(report: Progress) -> MachineProfile:
     exit_cpu: dict[p.StartMethod, int] = {
         m: figures[3] for m, figures in start.items() if figures[3]
     }
+    # A fork child's as a scenario's spawn makes it: under the probes, a third
+    # more than a bare Process's start-up and exit above.
+    start_cpu["fork"], exit_cpu["fork"] = spawns["child_start"], spawns["child_exit"]
     if "fork" in exit_cpu and "forkserver" in start:
         exit_cpu["forkserver"] = exit_cpu["fork"]
     queue_slope, pipe_slope = _slope(queue_latency), _slope(pipe_latency)
@@ -510,7 +513,7 @@ def _start_costs(method: str, samples: int) -> tuple[int, int, int, int, int, in
 # The start of a program that has the executor run the RunSpec pickled on its
 # stdin, its op handlers timed by a `timed(kind)` of its own into `marks`.
 _EXECUTOR_SCRIPT = """
-import json, os, pickle, sys, time
+import json, os, pickle, resource, sys, time
 from sim import program as p
 from sim.real import executor
 spec = pickle.loads(sys.stdin.buffer.read())
@@ -547,6 +550,11 @@ def timed(kind):
     executor._HANDLERS[kind] = handler
 timed(p.Spawn)
 timed(p.Join)
+child_main = executor.child_main
+def timed_child_main(*args):
+    os.write(1, f"start_up {time.thread_time_ns()}\\n".encode())  # one write: children share the pipe
+    child_main(*args)
+executor.child_main = timed_child_main
 fork = os.fork
 def timed_fork():
     pid = fork()
@@ -555,6 +563,8 @@ def timed_fork():
     return pid
 os.fork = timed_fork
 executor.run(spec)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("children", round((usage.ru_utime + usage.ru_stime) * 1e9))
 print(json.dumps(marks))
 """
 )
@@ -580,17 +590,34 @@ def _spawn_run() -> dict[str, int]:
     """A scenario's spawn op as the executor runs it, in main's CPU time: `call`,
     from one spawn to the next (Process(), start() with the probes, the child's
     priority, the interpreter's step); `after_fork`, the part of it after the
-    child exists (os.fork returned); `first`, what the first spawn takes more."""
-    out = _run_executor_script(_SPAWN_SCRIPT, _spawn_workload())
-    marks: list[tuple[str, int]] = json.loads(out.splitlines()[-1])
+    child exists (os.fork returned); `first`, what the first spawn takes more.
+    And its children's CPU time: `child_start`, from the fork to the executor's
+    child code (a child's CPU clock starts at the fork), and `child_exit`, the
+    rest of a child whose function is empty (its whole CPU time, from the
+    RUSAGE_CHILDREN main reads once it has joined them all)."""
+    lines = _run_executor_script(_SPAWN_SCRIPT, _spawn_workload()).splitlines()
+    marks: list[tuple[str, int]] = json.loads(lines[-1])
     begins = [t for what, t in marks if what in ("Spawn", "Join")]
     forks = [t for what, t in marks if what == "fork"]
-    if len(begins) != SPAWN_CHILDREN + 1 or len(forks) != SPAWN_CHILDREN:
-        raise CalibrationError(f"the spawn run recorded {marks!r}")
+    start_ups = [int(line.split()[1]) for line in lines if line.startswith(b"start_up ")]
+    children = [int(line.split()[1]) for line in lines if line.startswith(b"children ")]
+    if (
+        len(begins) != SPAWN_CHILDREN + 1
+        or len(forks) != SPAWN_CHILDREN
+        or len(start_ups) != SPAWN_CHILDREN
+        or len(children) != 1
+    ):
+        raise CalibrationError(f"the spawn run printed {lines!r}")
     calls = [b - a for a, b in itertools.pairwise(begins)]
     after = [b - f for f, b in zip(forks, begins[1:], strict=True)]
     call = _median(calls[1:])
-    return {"call": call, "after_fork": _median(after[1:]), "first": max(0, calls[0] - call)}
+    return {
+        "call": call,
+        "after_fork": _median(after[1:]),
+        "first": max(0, calls[0] - call),
+        "child_start": _median(start_ups),
+        "child_exit": max(0, (children[0] - sum(start_ups)) // SPAWN_CHILDREN),
+    }
 
 
 # A child's calls, as the executor makes them: main puts CALLS items into a Queue
