@@ -56,8 +56,22 @@ def record_runs(
 ) -> RecordedRuns:
     """Simulate once and run for real `runs` times; `progress(i)` after each real run.
     Raises `sim.real.RealRunError` when a real run cannot be made."""
-    from sim.real import run_scenario
+    sim_path, makespan_ns = record_simulation(scenario, directory)
+    limit = timeout_s if timeout_s is not None else real_timeout_s(makespan_ns)
+    paths: list[Path] = []
+    statuses: list[str] = []
+    for i in range(1, runs + 1):
+        path, status = record_real_run(scenario, directory, i, kernel, start_method, limit)
+        paths.append(path)
+        statuses.append(status)
+        if progress is not None:
+            progress(i)
+    return RecordedRuns(sim_path, tuple(paths), tuple(statuses))
 
+
+def record_simulation(scenario: p.Scenario, directory: Path) -> tuple[Path, int]:
+    """Simulate the scenario as a comparison models it into `directory`/sim.jsonl;
+    the trace's path and the simulated makespan."""
     directory.mkdir(parents=True, exist_ok=True)
     sim_path = directory / "sim.jsonl"
     modelled = p.as_compared(scenario)
@@ -67,23 +81,30 @@ def record_runs(
     with TraceWriter(sim_path, header) as writer:
         result = simulate(modelled, writer)
         writer.close(result.end)
-    limit = timeout_s if timeout_s is not None else real_timeout_s(result.makespan_ns)
-    paths: list[Path] = []
-    statuses: list[str] = []
-    for i in range(1, runs + 1):
-        with _program_output_to_null():
-            real = run_scenario(
-                scenario,
-                directory / f"real-{i}.jsonl",
-                kernel=kernel,
-                start_method=start_method,
-                timeout_s=limit,
-            )
-        paths.append(real.trace_path)
-        statuses.append(real.kernel_status)
-        if progress is not None:
-            progress(i)
-    return RecordedRuns(sim_path, tuple(paths), tuple(statuses))
+    return sim_path, result.makespan_ns
+
+
+def record_real_run(
+    scenario: p.Scenario,
+    directory: Path,
+    number: int,
+    kernel: KernelMode,
+    start_method: str | None,
+    timeout_s: float,
+) -> tuple[Path, str]:
+    """Run the scenario for real into `directory`/real-`number`.jsonl, its output
+    kept from the terminal; the trace's path and the kernel trace's status."""
+    from sim.real import run_scenario
+
+    with _program_output_to_null():
+        real = run_scenario(
+            scenario,
+            directory / f"real-{number}.jsonl",
+            kernel=kernel,
+            start_method=start_method,
+            timeout_s=timeout_s,
+        )
+    return real.trace_path, real.kernel_status
 
 
 @contextlib.contextmanager

@@ -56,6 +56,9 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     # The spawn step as the executor runs it: the fork falls inside start().
     assert 0 < costs["start_return_ns"] < costs["start_call_ns"] < 50 * MS
     assert details["spawn_op_ns"]["call"] == costs["start_call_ns"]
+    # A fork child's start-up and exit, as the spawn step's children run them.
+    assert start["fork"] == details["spawn_op_ns"]["child_start"] > 0
+    assert exit_["fork"] == details["spawn_op_ns"]["child_exit"] > 0
     # A child's calls as the executor makes them: each kind's first costs more
     # than a later one (a first put also starts the feeder thread).
     calls = details["calls_ns"]

@@ -145,6 +145,36 @@ def test_a_runtime_event_places_a_lost_switch_in() -> None:
     assert [(s.t, s.uncertain) for s in running] == [(30, True)]
 
 
+def test_a_runtime_event_on_another_cpu_places_a_lost_switch_in() -> None:
+    # Task 5 is woken onto idle cpu 1 at 20 and runs from there; the switch in is
+    # lost (as on this VM's second CPU). A fork on cpu 0 accounts its runtime so
+    # far (10 ns, so since 21) before its own CPU's accounting at 45.
+    events = [
+        _switch(10, 1, 3, 0, "S"),
+        SchedEvent(20, 0, 0, "new", 5),
+        SchedEvent(31, 0, 4, "runtime", 5, 10),
+        SchedEvent(45, 1, 5, "runtime", 5, 14),
+        _switch(50, 1, 5, 0, "S"),
+    ]
+    running = [s for s in timelines(events, {5}).states[5] if s.state == "running"]
+    assert [(s.t, s.uncertain) for s in running] == [(21, True)]
+
+
+def test_a_runtime_event_before_the_last_switch_places_nothing() -> None:
+    # 5 ran on cpu 1 (seen) and blocked; woken again, its next switch in is lost:
+    # the runtime event of its earlier run says nothing about the later one.
+    events = [
+        _switch(10, 1, 0, 5, "R"),
+        SchedEvent(15, 0, 4, "runtime", 5, 5),
+        _switch(20, 1, 5, 0, "S"),
+        SchedEvent(30, 0, 0, "waking", 5),
+        SchedEvent(44, 1, 5, "runtime", 5, 4),
+        _switch(50, 1, 5, 0, "S"),
+    ]
+    running = [s for s in timelines(events, {5}).states[5] if s.state == "running"]
+    assert [(s.t, s.uncertain) for s in running] == [(10, False), (40, True)]
+
+
 def test_a_lost_switch_out_ends_the_task_before_the_next_one_runs() -> None:
     # 5 runs on cpu 0 from 10; its switch out is lost; 6 is seen switched out at 50.
     events = [

@@ -3,7 +3,11 @@
 For every shipped scenario (or those named with --only): simulate it with the
 shipped default profile (or --machine PROFILE), run it for real --runs times
 (5 by default, kernel tracing when available), and report, from one run of
-this script:
+this script. The real runs are made round by round over all the scenarios:
+the host's speed drifts over minutes (a slow spell made a pure-computing
+scenario's real median 20% longer than ten minutes before), and spreading each
+scenario's runs over the whole benchmark keeps one spell from biasing one
+scenario's median; --sequential makes them back to back instead. Reported:
 
 - the simulated makespan's error against the median of the real runs, and
   whether it lies inside the real min–max band (raw, and widened by the
@@ -22,6 +26,7 @@ time within 10% and ready time within 20% for CPU-bound ones.
 
     python benchmarks/accuracy/accuracy.py [--runs 5] [--only NAME ...]
         [--machine PROFILE] [--kernel auto|on|off] [--markdown OUT.md] [--json OUT.json]
+        [--sequential]
 """
 
 from __future__ import annotations
@@ -33,16 +38,20 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.compare import compare_files
 from sim.compare_facts import facts_of
 from sim.compare_report import ComparisonReport, Tolerance
-from sim.compare_runs import record_runs
+from sim.compare_runs import real_timeout_s, record_real_run, record_simulation
+from sim.program import Scenario
 from sim.scenario import load_scenario
 from sim.trace import read_trace
+
+if TYPE_CHECKING:
+    from sim.real import KernelMode
 
 ROOT = Path(__file__).resolve().parents[2]
 MAKESPAN_TARGET = 0.10
@@ -86,15 +95,66 @@ def _worst(errors: dict[str, float | None]) -> tuple[float | None, str]:
     return known[task], task
 
 
-def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path) -> Row:
-    scenario = load_scenario(path, profile=profile)
-    began = time.monotonic()
-    recorded = record_runs(scenario, work / path.stem, runs, kernel=kernel)  # type: ignore[arg-type]
-    report: ComparisonReport = compare_files(
-        recorded.sim_path, recorded.real_paths, scenario=scenario
+@dataclass
+class Recorded:
+    """One scenario's simulated trace and real runs, as they are recorded."""
+
+    path: Path
+    scenario: Scenario
+    sim_path: Path
+    timeout_s: float
+    real_paths: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def record(
+    paths: list[Path],
+    runs: int,
+    kernel: KernelMode,
+    profile: Path | None,
+    work: Path,
+    *,
+    interleaved: bool,
+) -> list[Recorded]:
+    """Simulate every scenario and run each for real `runs` times: round by round
+    over all the scenarios (`interleaved`), or each scenario's runs back to back."""
+    recorded = []
+    for path in paths:
+        scenario = load_scenario(path, profile=profile)
+        began = time.monotonic()
+        sim_path, makespan_ns = record_simulation(scenario, work / path.stem)
+        recorded.append(
+            Recorded(
+                path,
+                scenario,
+                sim_path,
+                real_timeout_s(makespan_ns),
+                seconds=time.monotonic() - began,
+            )
+        )
+    order = (
+        [(n, r) for n in range(1, runs + 1) for r in recorded]
+        if interleaved
+        else [(n, r) for r in recorded for n in range(1, runs + 1)]
     )
-    sim = facts_of(read_trace(recorded.sim_path), "model")
-    reals = [facts_of(read_trace(p), f"real {i}") for i, p in enumerate(recorded.real_paths, 1)]
+    for number, r in order:
+        began = time.monotonic()
+        real_path, _status = record_real_run(
+            r.scenario, r.sim_path.parent, number, kernel, None, r.timeout_s
+        )
+        r.real_paths.append(real_path)
+        r.seconds += time.monotonic() - began
+        if r is recorded[-1] if interleaved else len(r.real_paths) == runs:
+            what = f"round {number}" if interleaved else r.path.stem
+            print(f"real runs: {what} done", file=sys.stderr, flush=True)
+    return recorded
+
+
+def measure(r: Recorded) -> Row:
+    began = time.monotonic()
+    report: ComparisonReport = compare_files(r.sim_path, r.real_paths, scenario=r.scenario)
+    sim = facts_of(read_trace(r.sim_path), "model")
+    reals = [facts_of(read_trace(p), f"real {i}") for i, p in enumerate(r.real_paths, 1)]
     spans = [r.span_ns for r in reals]
     tol = Tolerance()
     lo, hi = tol.band(spans, tol.makespan_rel, tol.makespan_abs_ns)
@@ -129,7 +189,7 @@ def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path
     ready_err, ready_task = _worst(ready_errors)
     error = _error(sim.span_ns, spans)
     return Row(
-        scenario=path.stem,
+        scenario=r.path.stem,
         sim_ms=sim.span_ns / 1e6,
         real_median_ms=statistics.median(spans) / 1e6,
         real_min_ms=min(spans) / 1e6,
@@ -143,7 +203,7 @@ def measure(path: Path, runs: int, kernel: str, profile: Path | None, work: Path
         ready_error=ready_err,
         ready_task=ready_task,
         levels=" ".join(f"{lv.level[:3]}:{lv.status}" for lv in report.levels),
-        seconds=time.monotonic() - began,
+        seconds=r.seconds + time.monotonic() - began,
         per_task_skipped=skipped,
     )
 
@@ -152,9 +212,14 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:+.1f}%"
 
 
-def markdown(rows: list[Row], load: tuple[str, str], runs: int) -> str:
+def markdown(rows: list[Row], load: tuple[str, str], runs: int, *, interleaved: bool) -> str:
+    order = (
+        "made round by round over all the scenarios"
+        if interleaved
+        else "each scenario's made back to back"
+    )
     lines = [
-        f"Accuracy of the model against {runs} real runs per scenario "
+        f"Accuracy of the model against {runs} real runs per scenario, {order} "
         f"(load average before: {load[0]}, after: {load[1]}).",
         "",
         "| scenario | model ms | real median ms | real min–max ms | error | in band "
@@ -200,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run each scenario's real runs back to back (default: round by round over "
+        "all the scenarios, so that a slow spell of the host falls on every scenario alike)",
+    )
     args = parser.parse_args(argv)
     paths = sorted((ROOT / "scenarios").glob("*.yaml"))
     if args.only:
@@ -207,8 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     before = _load()
     rows = []
     with tempfile.TemporaryDirectory(prefix="procsim-accuracy-") as tmp:
-        for path in paths:
-            row = measure(path, args.runs, args.kernel, args.machine, Path(tmp))
+        recorded = record(
+            paths,
+            args.runs,
+            args.kernel,
+            args.machine,
+            Path(tmp),
+            interleaved=not args.sequential,
+        )
+        for r in recorded:
+            row = measure(r)
             rows.append(row)
             print(
                 f"{row.scenario:28s} model {row.sim_ms:9.2f} ms  real median "
@@ -217,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    table = markdown(rows, (before, _load()), args.runs)
+    table = markdown(rows, (before, _load()), args.runs, interleaved=not args.sequential)
     print(table)
     if args.markdown:
         args.markdown.write_text(table, encoding="utf-8")

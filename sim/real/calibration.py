@@ -550,11 +550,13 @@ def timed(kind):
     executor._HANDLERS[kind] = handler
 timed(p.Spawn)
 timed(p.Join)
-child_main = executor.child_main
-def timed_child_main(*args):
-    os.write(1, f"start_up {time.thread_time_ns()}\\n".encode())  # one write: children share the pipe
-    child_main(*args)
-executor.child_main = timed_child_main
+root = os.getpid()
+interpreter_run = executor.Interpreter.run
+def timed_run(self, block):  # a child's, as it begins its function's steps
+    if os.getpid() != root:  # one write: the children share the pipe
+        os.write(1, f"start_up {time.thread_time_ns()}\\n".encode())
+    interpreter_run(self, block)
+executor.Interpreter.run = timed_run
 fork = os.fork
 def timed_fork():
     pid = fork()
@@ -591,9 +593,9 @@ def _spawn_run() -> dict[str, int]:
     from one spawn to the next (Process(), start() with the probes, the child's
     priority, the interpreter's step); `after_fork`, the part of it after the
     child exists (os.fork returned); `first`, what the first spawn takes more.
-    And its children's CPU time: `child_start`, from the fork to the executor's
-    child code (a child's CPU clock starts at the fork), and `child_exit`, the
-    rest of a child whose function is empty (its whole CPU time, from the
+    And its children's CPU time: `child_start`, from the fork to the first step
+    of its function (a child's CPU clock starts at the fork), and `child_exit`,
+    the rest of a child whose function is empty (its whole CPU time, from the
     RUSAGE_CHILDREN main reads once it has joined them all)."""
     lines = _run_executor_script(_SPAWN_SCRIPT, _spawn_workload()).splitlines()
     marks: list[tuple[str, int]] = json.loads(lines[-1])

@@ -237,9 +237,11 @@ class _Builder:
         self.seen: dict[int, tuple[int, int]] = {}  # our task -> (cpu, last time seen running)
         self.lost: dict[int, tuple[int, int]] = {}  # our task -> (cpu, earliest end) in a gap
         self.exiting: dict[int, int] = {}  # our task -> time of its exit event
-        # cpu -> our task -> when it was switched in, by its first runtime event
-        # since the last switch on that CPU (runtime counts from the switch in).
-        self.switched_in: dict[int, dict[int, int]] = {}
+        # our task -> when it was switched in, by its first runtime event since its
+        # last switch (runtime counts from the switch in). Keyed by the task, not
+        # the CPU: a runtime event may fire on another CPU, as when a fork there
+        # updates the clock of the runqueue the task runs on.
+        self.switched_in: dict[int, int] = {}
 
     def _set(self, tid: int, t: int, state: str, cpu: int | None = None, unc: bool = False) -> None:
         states = self.out.states.setdefault(tid, [])
@@ -289,7 +291,7 @@ class _Builder:
             self._switch(ev)
         elif ev.kind == "runtime":
             if ev.a in tids:
-                self.switched_in.setdefault(ev.cpu, {}).setdefault(ev.a, ev.t - ev.b)
+                self.switched_in.setdefault(ev.a, ev.t - ev.b)
         elif ev.a in tids:
             if ev.kind == "waking" or ev.kind == "new":
                 self._resolve_lost(ev.a, "waking")
@@ -317,7 +319,7 @@ class _Builder:
                 # Its switch in was not seen: it ran since its CPU time says, or
                 # else from the earliest possible time.
                 start = max(floor, cur.t if cur is not None else floor)
-                start = max(start, self.switched_in.get(cpu, {}).get(prev, start))
+                start = max(start, self.switched_in.get(prev, start))
                 self._set(prev, min(start, t), "running", cpu, True)
             if prev in self.exiting and ev.state[:1] in ("X", "Z"):
                 self._set(prev, t, "terminated")
@@ -336,7 +338,8 @@ class _Builder:
                 self.on_cpu[other] = (_UNKNOWN, end)
             self._set(nxt, t, "running", cpu)
         self.on_cpu[cpu] = (nxt, t)
-        self.switched_in.pop(cpu, None)
+        self.switched_in.pop(prev, None)
+        self.switched_in.pop(nxt, None)
 
     def finish(self) -> Timelines:
         for tid in list(self.lost):
