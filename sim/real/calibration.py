@@ -538,7 +538,9 @@ def _run_executor_script(script: str, scenario: p.Scenario) -> bytes:
 # Spawns, as a real run's main makes them: the executor runs a scenario whose main
 # starts SPAWN_CHILDREN children back to back (each runs an empty function) and
 # then joins them, in a root process of its own. Main's thread CPU clock is read
-# as each spawn op begins, as os.fork returns in it, and as the join begins.
+# as each spawn op begins, as os.fork returns in it, and as the join begins; each
+# child's as its interpreter begins its function's steps; and, once main has
+# joined them, its children's CPU time in all.
 _SPAWN_SCRIPT = (
     _EXECUTOR_SCRIPT
     + """
