@@ -82,9 +82,9 @@ class Interpreter:
                 if kind is compute:
                     duration = op.duration  # type: ignore[attr-defined]
                     amount = duration.ns if type(duration) is constant else draw(duration, task.rng)
-                    timeout = quick_work(task, amount)
+                    timeout = quick_work(task, amount, True)
                     if timeout is None:
-                        yield from scheduler.work(task, amount)
+                        yield from scheduler.work(task, amount, True)
                         continue
                     try:
                         yield timeout

@@ -25,6 +25,11 @@ from sim.kernel.tasks import Killed, Preempted, Task
 from sim.policies import Policy, Why
 from sim.trace import Cause, StateChanged, TaskCreated, TaskState, TraceSink
 
+# The kernel's timer tick (CONFIG_HZ=250 on this machine kind: a CPU-bound loop
+# that never enters the kernel runs 3.9-4.0 ms, calibration's
+# slice_without_system_calls_ns). Ticks fall on its multiples from time 0.
+LINUX_TICK_NS = 4_000_000
+
 
 def must_wait(task: Task) -> bool:
     """Whether `task` must wait before it can execute: for a CPU, or for its
@@ -73,6 +78,11 @@ class Scheduler:
         # for balance_delay (see _may_run_on); 0: one queue for all CPUs.
         linux = policy.name == "linux"
         self._balance_delay = policy.settings.linux_balance_delay_ns if linux else 0
+        # Linux notices that a slice ran out only when it next accounts the task's
+        # time: at the timer tick, at a wake-up on its CPU, or when the task reads
+        # its own CPU clock (a compute step does, all the time). Other work runs
+        # on past the slice's end until one of those. 0: slices end on time.
+        self._tick_ns = LINUX_TICK_NS if linux else 0
         self._balance_at: int | None = None  # when a waiting task may next move
         self.last_change = 0  # when a task last changed state: the run's end
 
@@ -150,7 +160,14 @@ class Scheduler:
                 running = [t for t in running if t.cpu is not None and t.cpu.index == task.last_cpu]
             for other in running:
                 self.account(other)
-            victim = self.policy.victim(task, running)
+            # Under linux a wake-up accounts the time of the task running there:
+            # one past its slice's end gives way.
+            overdue = [
+                t
+                for t in running
+                if self._tick_ns and t.slice_left is not None and t.slice_left <= 0
+            ]
+            victim = overdue[0] if overdue else self.policy.victim(task, running)
             if victim is not None:
                 self._preempt(victim)
                 self._fill_idle_cpus()
@@ -284,14 +301,16 @@ class Scheduler:
 
     # --- what programs call ---------------------------------------------------
 
-    def work(self, task: Task, amount: int) -> Steps:
+    def work(self, task: Task, amount: int, reads_clock: bool = False) -> Steps:
         """Use `amount` ns of CPU time (0: just get the CPU), waiting to be
-        dispatched first when the task is not running, and for its process's GIL."""
+        dispatched first when the task is not running, and for its process's GIL.
+        `reads_clock`: the work reads the task's CPU clock all along (a compute
+        step), so the kernel notices at once when its slice runs out."""
         if amount <= 0:
             if must_wait(task):
                 yield from self._get_cpu_and_gil(task, 0)
             return
-        timeout = self.quick_work(task, amount)
+        timeout = self.quick_work(task, amount, reads_clock)
         if timeout is not None:
             # The common case, without the generator of `_use_cpu`.
             try:
@@ -317,8 +336,13 @@ class Scheduler:
             yield from self._get_cpu_and_gil(task, turn_ns)
         gil = task.process.gil
         task.remaining = turn_ns
+        task.reads_clock = False
         while task.remaining > 0 and not (gil is not None and gil.drop_requested):
-            left = task.slice_left
+            left = self._slice_limit(task)
+            if left is not None and left <= 0:
+                self._expire(task)
+                yield from self._await_cpu(task)
+                continue
             run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
@@ -331,7 +355,7 @@ class Scheduler:
                 continue
             task.in_timer = False
             self.account(task)
-            if task.slice_left is not None and task.slice_left <= 0:
+            if self._slice_over(task):
                 self._expire(task)
                 yield from self._await_cpu(task)
         task.remaining = 0
@@ -352,18 +376,21 @@ class Scheduler:
         ):
             yield from self._hold_gil(task, burst)
 
-    def quick_work(self, task: Task, amount: int) -> simpy.Timeout | None:
+    def quick_work(
+        self, task: Task, amount: int, reads_clock: bool = False
+    ) -> simpy.Timeout | None:
         """The common case of `work`, without a generator: when the task runs,
         holds its GIL and its slice outlasts `amount`, nothing needs deciding, so
         the caller can yield this timeout itself, then clear `task.in_timer` and
         call `account` (or `resume_work` with the interrupt if one came).
         None: use `work`."""
+        task.reads_clock = reads_clock
         if task.state != "running" or amount <= 0:
             return None
         gil = task.process.gil
         if gil is not None and (gil.holder is not task or gil.drop_requested):
             return None
-        left = task.slice_left
+        left = self._slice_limit(task)
         if left is not None and left <= amount:
             return None
         task.remaining = amount
@@ -388,7 +415,11 @@ class Scheduler:
     def _use_cpu(self, task: Task) -> Steps:
         env = self.env
         while task.remaining > 0:
-            left = task.slice_left
+            left = self._slice_limit(task)
+            if left is not None and left <= 0:
+                self._expire(task)
+                yield from self._await_cpu(task)
+                continue
             run = task.remaining if left is None or left > task.remaining else left
             task.in_timer = True
             try:
@@ -399,10 +430,25 @@ class Scheduler:
                 continue
             task.in_timer = False
             self.account(task)
-            if task.slice_left is not None and task.slice_left <= 0:
+            if self._slice_over(task):
                 self._expire(task)
                 if task.remaining > 0:
                     yield from self._await_cpu(task)
+
+    def _slice_limit(self, task: Task) -> int | None:
+        """How long `task` may run on before the end of its slice is noticed:
+        its slice left; under linux, for work that does not read its CPU clock,
+        until the first tick at or after that end (0: noticed now)."""
+        left = task.slice_left
+        if left is None or task.reads_clock or not self._tick_ns:
+            return left
+        now, tick = self.env.now, self._tick_ns
+        return -(-max(now + left, now) // tick) * tick - now
+
+    def _slice_over(self, task: Task) -> bool:
+        """The running task's slice has run out, and the kernel has noticed."""
+        left = self._slice_limit(task)
+        return left is not None and left <= 0
 
     def _get_cpu(self, task: Task, burst: int) -> Steps:
         task.burst_ns = burst

@@ -67,6 +67,7 @@ class Task:
         "process",
         "program",
         "queued_at",
+        "reads_clock",
         "remaining",
         "rng",
         "seq",
@@ -112,6 +113,9 @@ class Task:
         self.slice_left: int | None = None  # None: may run until it blocks
         self.charged_at = 0  # when the CPU time it used was last accounted
         self.in_timer = False  # inside the timeout of a piece of work (interruptible)
+        # Its work reads its CPU clock (a compute step): the kernel then notices at
+        # once that its slice ran out (see Scheduler._slice_limit).
+        self.reads_clock = False
         self.locks_held = 0  # locks and semaphores held, for the pipe race check
         self.burst_ns = 0
         self.blocked_reason: str | None = None
