@@ -129,8 +129,10 @@ def test_no_cpu_runs_two_tasks_and_cpu_time_matches_compute(scenario: p.Scenario
 def test_no_cpu_idles_while_a_task_is_ready(scenario: p.Scenario) -> None:
     """Every policy here is work-conserving, but for `linux`'s per-CPU queues: a
     task may wait for the busy CPU it last ran on while another idles, until it
-    has not run for the balance delay. Decisions are taken at the end of an
-    instant, so the check is made between instants."""
+    has not run for the balance delay; a forked child that has not run yet, for
+    the busy CPU it was placed on, until the balance delay after it became
+    ready. Decisions are taken at the end of an instant, so the check is made
+    between instants."""
     events = states(run(scenario))
     delay = scenario.machine.settings.linux_balance_delay_ns
     per_cpu = scenario.machine.policy == "linux" and delay > 0
@@ -145,6 +147,7 @@ def test_no_cpu_idles_while_a_task_is_ready(scenario: p.Scenario) -> None:
             del cpu_of[change.task]
         if change.state == "ready":
             ready.add(change.task)
+            left_at.setdefault(change.task, change.t)  # placed at its fork
         elif change.state == "running":
             assert change.cpu is not None
             cpu_of[change.task] = last_cpu[change.task] = change.cpu
@@ -153,7 +156,6 @@ def test_no_cpu_idles_while_a_task_is_ready(scenario: p.Scenario) -> None:
             continue
         busy = set(cpu_of.values())
         for task in ready:
-            waits_for_its_cpu = (
-                per_cpu and last_cpu.get(task) in busy and change.t - left_at[task] < delay
-            )
+            placed_on = last_cpu[task] if task in last_cpu else next(iter(busy), None)
+            waits_for_its_cpu = per_cpu and placed_on in busy and change.t - left_at[task] < delay
             assert waits_for_its_cpu, (change.t, task, ready, cpu_of)

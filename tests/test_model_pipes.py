@@ -25,15 +25,17 @@ def test_full_pipe_blocks_send_until_the_reader_drains_it() -> None:
     first = costs.start_call_ns + costs.first_start_ns  # the first start() imports Popen
     start = first + costs.start_call_ns  # both children started
     # Each child exists from its fork, start_return before its start() ends.
-    # The sender runs its start-up on the second CPU at once. By the receiver's
-    # fork main has run past its slice, which the kernel notices at that
-    # wake-up: the receiver takes main's CPU at once, and main waits.
-    assert start - costs.start_return_ns > run.scenario.machine.settings.linux_base_slice_ns
+    # The sender runs its start-up on the second CPU at once.
     sender_up = first - costs.start_return_ns + costs.start_cpu_ns["fork"]
-    receiver_up = start - costs.start_return_ns + costs.start_cpu_ns["fork"]
     # The first 40 KiB message fits in 64 KiB; the second does not.
     first_sent = sender_up + send_cpu
     blocked_at = first_sent + send_cpu
+    # The receiver is forked while both CPUs are busy: placed on the CPU other
+    # than main's, the sender's, it waits there (the CPU main leaves as it joins
+    # may take it only after balance_delay) until the sender blocks.
+    settings = run.scenario.machine.settings
+    assert blocked_at - (start - costs.start_return_ns) < settings.linux_balance_delay_ns
+    receiver_up = blocked_at + costs.start_cpu_ns["fork"]
     # The receiver sleeps 50 ms, then each recv takes a message out of the
     # pipe (freeing room for the next send) before unpickling it.
     woke = receiver_up + 50 * MS

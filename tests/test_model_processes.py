@@ -309,3 +309,30 @@ main:
         (11 * MS + 50 * us, "running", None),
         (11 * MS + 50 * us, "terminated", None),
     ]
+
+
+def test_a_child_forked_while_every_cpu_is_busy_waits_for_another_cpu_than_its_parents() -> None:
+    # Linux places a forked child on the idlest CPU: with both busy, not its
+    # parent's. p2 waits for p1's CPU (p1's slice ends at 0.5 ms + 2 slices)
+    # even when main's slice ends first, on the other CPU.
+    run = run_text(
+        f"""
+name: fork-placement
+{machine(2)}
+functions:
+  long: [{{compute: 10ms}}]
+  short: [{{compute: 1ms}}]
+main:
+  - compute: 500us
+  - spawn: {{name: p1, target: long}}
+  - compute: 1500us
+  - spawn: {{name: p2, target: short}}
+  - compute: 3ms
+  - join: [p1, p2]
+"""
+    )
+    slice_ns = run.scenario.machine.settings.linux_base_slice_ns
+    assert 2 * slice_ns < 2 * MS + run.scenario.machine.settings.linux_balance_delay_ns
+    first = run.first("p2", "running")
+    assert (first.t, first.cpu) == (MS // 2 + 2 * slice_ns, run.first("p1", "running").cpu)
+    assert run.first("main", "running").cpu != first.cpu

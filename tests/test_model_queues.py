@@ -271,10 +271,10 @@ def test_queue_deadlock_names_both_processes_their_queues_and_the_cycle() -> Non
         BlockedTask("p2", "q2.get"),
     }
     assert run.end.cycle in (("p1", "p2"), ("p2", "p1"))
-    # The verdict comes at the last state change: main blocking in its join, once
-    # p2 (which took main's CPU at its fork, main being past its slice) has blocked.
-    p2_blocked = run.first("p2", "blocked", "q2.get").t
-    assert run.end.t == run.first("main", "blocked", "join p1").t > p2_blocked
+    # The verdict comes at the last state change: p2 blocking, once it has started
+    # (on p1's CPU, where it was placed at its fork, once p1 has blocked).
+    assert run.end.t == run.first("p2", "blocked", "q2.get").t
+    assert run.first("p2", "running").t == run.first("p1", "blocked", "q1.get").t
 
 
 def test_procsim_simulate_exits_3_on_the_queue_deadlock(tmp_path: Path) -> None:

@@ -140,6 +140,7 @@ class Processes:
         task = self._new_task(self._unique(proc.name), kind, proc, proc.priority, program)
         proc.main_task = task
         self.scheduler.announce(task, parent.name)
+        self.scheduler.place_fork(task, parent)
         task.sim_process = self.env.process(self._task_main(task, body, arrive_at))
         yield from self.scheduler.work(parent, after_fork)
 

@@ -182,6 +182,16 @@ class Scheduler:
                 return
             self._start_on(self.cpus[self._idle.pop(0)], task)
 
+    def place_fork(self, child: Task, parent: Task) -> None:
+        """Linux places a forked child on the idlest CPU, and while every CPU is
+        busy that is another than its parent's (which runs the parent): with
+        per-CPU queues the child waits for that CPU unless one is idle when it
+        becomes ready, and may preempt only the task there."""
+        if not self._balance_delay or parent.cpu is None or len(self.cpus) < 2:
+            return
+        child.last_cpu = next(c.index for c in self.cpus if c is not parent.cpu)
+        child.left_at = self.env.now
+
     def _may_run_on(self, index: int, now: int, task: Task) -> bool:
         """Linux's placement, simplified: a task becoming ready takes an idle CPU
         if there is one then; otherwise it waits in the queue of the CPU it ran
