@@ -162,12 +162,12 @@ class Scheduler:
                 self.account(other)
             # Under linux a wake-up accounts the time of the task running there:
             # one past its slice's end gives way.
-            overdue = [
-                t
-                for t in running
-                if self._tick_ns and t.slice_left is not None and t.slice_left <= 0
-            ]
-            victim = overdue[0] if overdue else self.policy.victim(task, running)
+            overdue = (
+                next((t for t in running if t.slice_left is not None and t.slice_left <= 0), None)
+                if self._tick_ns
+                else None
+            )
+            victim = overdue or self.policy.victim(task, running)
             if victim is not None:
                 self._preempt(victim)
                 self._fill_idle_cpus()
