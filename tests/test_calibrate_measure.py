@@ -136,6 +136,31 @@ def test_calibrate_reports_an_unwritable_output(
     assert "cannot write" in result.stderr
 
 
+def test_calibrate_runs_n_times_and_writes_the_medians(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import sim.real.calibration as calibration
+
+    puts = iter([5_000, 9_000, 7_000])
+
+    def varying(
+        progress: object = None, probes: bool = True, kernel: str = "auto"
+    ) -> MachineProfile:
+        base = _fixed_profile()
+        return dataclasses.replace(base, costs={**base.costs, "queue_put_ns": next(puts)})
+
+    monkeypatch.setattr(calibration, "measure", varying)
+    out = tmp_path / "machine.yaml"
+    result = CliRunner().invoke(app, ["calibrate", "--runs", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    profile = read_profile(out)
+    assert profile.costs["queue_put_ns"] == 7_000
+    assert "median of 3 procsim calibrate runs" in profile.measured["combined"]
+    assert CliRunner().invoke(app, ["calibrate", "--runs", "0"]).exit_code == 2
+
+
 def test_calibrate_measures_with_probes_unless_told_not_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

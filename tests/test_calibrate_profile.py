@@ -177,3 +177,55 @@ def test_durations_are_written_exactly(ns: float, text: str) -> None:
 def test_the_default_profile_renders_as_it_reads() -> None:
     profile = default_profile()
     assert read_profile_text(render_profile(profile)).machine() == profile.machine()
+
+
+def _run_profile(
+    scale: float, *, spawn: bool = True, pool_real: int = 100_000_000
+) -> MachineProfile:
+    """A calibration run whose figures are `scale` times a base."""
+    start = {"fork": round(1_000_000 * scale)}
+    if spawn:
+        start["spawn"] = round(50_000_000 * scale)
+    return MachineProfile(
+        cpus=2,
+        context_switch_ns=round(4_000 * scale),
+        linux_base_slice_ns=round(1_400_000 * scale),
+        rr_timeslice_ns=100_000_000,
+        start_cpu_ns=start,
+        exit_cpu_ns={"fork": round(800_000 * scale)},
+        costs={"queue_put_ns": 7_000 * scale, "per_byte_ns": 1.5 * scale},
+        measured={
+            "host": f"run {scale}",
+            "details": {"pool_run_ns": {"tasks": 40, "workers": 2, "real": pool_real}},
+        },
+    )
+
+
+def test_combined_calibrations_take_the_median_of_each_figure() -> None:
+    from sim.calibrate_combine import combine_profiles
+
+    runs = [
+        _run_profile(1.0, pool_real=90_000_000),
+        _run_profile(3.0, spawn=False, pool_real=300_000_000),
+        _run_profile(2.0, pool_real=120_000_000),
+    ]
+    combined = combine_profiles(runs, "three runs")
+    assert combined.start_cpu_ns == {"fork": 2_000_000, "spawn": 75_000_000}  # spawn: 2 runs
+    assert combined.exit_cpu_ns == {"fork": 1_600_000}
+    assert combined.costs == {"queue_put_ns": 14_000, "per_byte_ns": 3.0}
+    assert combined.linux_base_slice_ns == 2_800_000
+    assert combined.rr_timeslice_ns == 100_000_000 and combined.cpus == 2
+    assert combined.context_switch_ns is None  # left out, as in the default profile
+    assert combined.measured["host"] == "run 2.0"  # the last run's notes
+    assert combined.measured["combined"] == "three runs"
+    run = combined.measured["details"]["pool_run_ns"]
+    assert run["real"] == 120_000_000
+    assert run["model"] > 0  # the model's run of the Pool workload under the medians
+    assert read_profile_text(render_profile(combined)).machine() == combined.machine()
+
+
+def test_combining_nothing_is_an_error() -> None:
+    from sim.calibrate_combine import combine_profiles
+
+    with pytest.raises(ValueError, match="no profile"):
+        combine_profiles([], "none")

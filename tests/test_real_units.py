@@ -4,6 +4,8 @@ the kernel states and their gaps, and the merge of synthetic records."""
 from __future__ import annotations
 
 import itertools
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,13 @@ from hypothesis import strategies as st
 from sim.real.kernel_trace import SchedEvent, parse_perf_script, timelines
 from sim.real.merge import RunFacts, merge
 from sim.real.records import Record, RecordTail, read_records
-from sim.real.runtime.recorder import Recorder, escape, unescape
+from sim.real.runtime.recorder import (
+    SHARED_NAME,
+    SHARED_RECORDS,
+    Recorder,
+    escape,
+    unescape,
+)
 from sim.trace import JobEvent, MessageEvent, OutputEvent, StateChanged, TaskCreated, Trace
 from tests.real_checks import structure_problems
 
@@ -30,7 +38,7 @@ def test_escape_round_trips_and_leaves_no_separator(text: str) -> None:
 def test_recorder_writes_complete_records_and_grows(tmp_path: Path) -> None:
     rec = Recorder(str(tmp_path))
     rec.emit("X", "ignored before activation")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("*.rec")) == []
     rec.activate()
     rec.emit("X", escape("a\tline"))
     for i in range(40_000):  # past the first megabyte: the mapping must grow
@@ -47,6 +55,106 @@ def test_a_torn_last_record_is_dropped(tmp_path: Path) -> None:
     records = read_records(tmp_path)
     assert [r.kind for r in records] == ["P"]
     assert records[0].pid == 123
+
+
+def _in_a_fork_child(work: Callable[[], None]) -> None:
+    """Run `work` in a forked child (which inherits the recorder as a fork
+    child of a traced program does) and wait for it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            work()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def test_a_child_with_a_few_records_makes_no_file(tmp_path: Path) -> None:
+    rec = Recorder(str(tmp_path))
+    rec.activate()
+
+    def child() -> None:
+        rec.begin_task("P\t1\t2\tchild\tc\t0")
+        rec.line("Z\t0\treturned")
+        rec.line("C\t5\t6")
+
+    _in_a_fork_child(child)
+    assert len(list(tmp_path.glob("*.rec"))) == 1  # the parent's
+    records = read_records(tmp_path)
+    child_pid = next(r.pid for r in records if r.kind == "P")
+    assert child_pid != os.getpid()
+    assert [r.kind for r in records] == ["P", "Z", "C"]
+    assert {r.pid for r in records} == {child_pid}
+    assert records[0].tid == child_pid  # a fork child's only thread
+
+
+def test_a_childs_record_past_the_shared_ones_makes_its_file(tmp_path: Path) -> None:
+    rec = Recorder(str(tmp_path))
+    count = SHARED_RECORDS + 3
+
+    def child() -> None:
+        rec.begin_task("P\t1\t2\tchild\tc\t0")
+        for i in range(1, count):
+            rec.line(f"X\t{i}")
+
+    _in_a_fork_child(child)
+    files = list(tmp_path.glob("*.rec"))
+    assert len(files) == 1
+    records = read_records(tmp_path)
+    assert [r.kind for r in records] == ["P"] + ["X"] * (count - 1)
+    assert [r.text(0) for r in records[1:]] == [str(i) for i in range(1, count)]
+    assert {r.pid for r in records} == {int(files[0].name.split("-")[0])}
+    shared = (tmp_path / SHARED_NAME).read_text().splitlines()
+    assert len(shared) == SHARED_RECORDS
+    assert all(line.split("\t")[0] == str(records[0].pid) for line in shared)
+
+
+def test_a_child_makes_its_file_before_it_starts_a_thread(tmp_path: Path) -> None:
+    rec = Recorder(str(tmp_path))
+
+    def child() -> None:
+        rec.begin_task("P\t1\t2\tchild\tc\t0")
+        rec.ensure_file()  # as Thread.start does, before the thread can record
+        rec.line("X\tafter")
+
+    _in_a_fork_child(child)
+    assert len(list(tmp_path.glob("*.rec"))) == 1
+    assert [r.kind for r in read_records(tmp_path)] == ["P", "X"]
+    assert "\tX\t" not in (tmp_path / SHARED_NAME).read_text()
+
+
+def _descriptor_of(path: Path) -> int:
+    """This process's descriptor open on `path` (Linux: /proc/self/fd)."""
+    for entry in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{entry}") == str(path):
+                return int(entry)
+        except OSError:
+            continue
+    raise AssertionError(f"{path} is not open")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc/self/fd")
+@pytest.mark.parametrize("how", ["closed", "reused"])
+def test_a_closed_or_reused_shared_descriptor_is_not_written(tmp_path: Path, how: str) -> None:
+    rec = Recorder(str(tmp_path))
+    other = tmp_path / "program's own file"
+
+    def child() -> None:
+        shared = _descriptor_of(tmp_path / SHARED_NAME)
+        os.close(shared)
+        if how == "reused":  # the program's own file takes the shared file's number
+            fd = os.open(other, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.dup2(fd, shared)
+            os.write(shared, b"mine\n")
+        rec.begin_task("P\t1\t2\tchild\tc\t0")
+        rec.line("Z\t0\treturned")
+
+    _in_a_fork_child(child)
+    if how == "reused":
+        assert other.read_text() == "mine\n"
+    assert [r.kind for r in read_records(tmp_path)] == ["P", "Z"]
+    assert len(list(tmp_path.glob("*.rec"))) == 1  # the child fell back to a file of its own
 
 
 def test_tail_returns_only_new_complete_records(tmp_path: Path) -> None:

@@ -21,12 +21,19 @@ scenario's median; --sequential makes them back to back instead. Reported:
 - the verdict of each comparison level, and the machine's load average before
   and after (the real runs share the machine with whatever else runs on it).
 
+With --calibrate N, the machine is also calibrated N times during the
+benchmark (before each of the first N rounds), and every scenario is simulated
+a second time with the per-figure median of those calibrations: the model's
+error when its costs are measured in the same minutes as the real runs, beside
+its error with the profile given (the host's speed drifts by tens of percent
+within an hour, which a profile measured earlier cannot know).
+
 Targets (issue 5): makespan within 10% for every scenario; per-task running
 time within 10% and ready time within 20% for CPU-bound ones.
 
     python benchmarks/accuracy/accuracy.py [--runs 5] [--only NAME ...]
         [--machine PROFILE] [--kernel auto|on|off] [--markdown OUT.md] [--json OUT.json]
-        [--sequential]
+        [--sequential] [--calibrate N]
 """
 
 from __future__ import annotations
@@ -38,10 +45,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sim.calibrate import MachineProfile, write_profile
+from sim.calibrate_combine import combine_profiles
 from sim.compare import compare_files
 from sim.compare_facts import facts_of
 from sim.compare_report import ComparisonReport, Tolerance
@@ -82,7 +92,7 @@ class Row:
     per_task_skipped: str = ""
 
 
-def _error(sim: float, reals: list[float]) -> float | None:
+def _error(sim: float, reals: Sequence[float]) -> float | None:
     median = statistics.median(reals)
     return None if median == 0 else (sim - median) / median
 
@@ -107,17 +117,8 @@ class Recorded:
     seconds: float = 0.0
 
 
-def record(
-    paths: list[Path],
-    runs: int,
-    kernel: KernelMode,
-    profile: Path | None,
-    work: Path,
-    *,
-    interleaved: bool,
-) -> list[Recorded]:
-    """Simulate every scenario and run each for real `runs` times: round by round
-    over all the scenarios (`interleaved`), or each scenario's runs back to back."""
+def simulate(paths: list[Path], profile: Path | None, work: Path) -> list[Recorded]:
+    """Every scenario simulated with `profile` (None: the default), its real runs to come."""
     recorded = []
     for path in paths:
         scenario = load_scenario(path, profile=profile)
@@ -132,12 +133,34 @@ def record(
                 seconds=time.monotonic() - began,
             )
         )
+    return recorded
+
+
+def record(
+    paths: list[Path],
+    runs: int,
+    kernel: KernelMode,
+    profile: Path | None,
+    work: Path,
+    *,
+    interleaved: bool,
+    before_round: Callable[[int], None] | None = None,
+) -> list[Recorded]:
+    """Simulate every scenario and run each for real `runs` times: round by round
+    over all the scenarios (`interleaved`), or each scenario's runs back to back.
+    `before_round(n)` runs before round n (interleaved), or before all the runs."""
+    recorded = simulate(paths, profile, work)
     order = (
         [(n, r) for n in range(1, runs + 1) for r in recorded]
         if interleaved
         else [(n, r) for r in recorded for n in range(1, runs + 1)]
     )
+    if before_round is not None and not interleaved:
+        for number in range(1, runs + 1):
+            before_round(number)
     for number, r in order:
+        if before_round is not None and interleaved and r is recorded[0]:
+            before_round(number)
         began = time.monotonic()
         real_path, _status = record_real_run(
             r.scenario, r.sim_path.parent, number, kernel, None, r.timeout_s
@@ -212,15 +235,9 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:+.1f}%"
 
 
-def markdown(rows: list[Row], load: tuple[str, str], runs: int, *, interleaved: bool) -> str:
-    order = (
-        "made round by round over all the scenarios"
-        if interleaved
-        else "each scenario's made back to back"
-    )
+def markdown(rows: list[Row], heading: str) -> str:
     lines = [
-        f"Accuracy of the model against {runs} real runs per scenario, {order} "
-        f"(load average before: {load[0]}, after: {load[1]}).",
+        heading,
         "",
         "| scenario | model ms | real median ms | real min–max ms | error | in band "
         "(raw / widened) | CPU-bound | worst running error | worst ready error | levels |",
@@ -271,39 +288,94 @@ def main(argv: list[str] | None = None) -> int:
         help="run each scenario's real runs back to back (default: round by round over "
         "all the scenarios, so that a slow spell of the host falls on every scenario alike)",
     )
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also calibrate N times during the benchmark (before each of the first N "
+        "rounds) and report the model's errors with the median of those calibrations",
+    )
     args = parser.parse_args(argv)
     paths = sorted((ROOT / "scenarios").glob("*.yaml"))
     if args.only:
         paths = [p for p in paths if p.stem in args.only]
     before = _load()
-    rows = []
+    calibrations: list[MachineProfile] = []
+
+    def calibrate(number: int) -> None:
+        if number > args.calibrate:
+            return
+        from sim.real.calibration import measure as calibrate_machine
+
+        calibrations.append(calibrate_machine(kernel=args.kernel))
+        print(f"calibration {number} done", file=sys.stderr, flush=True)
+
+    began = time.strftime("%H:%M", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="procsim-accuracy-") as tmp:
+        work = Path(tmp)
         recorded = record(
             paths,
             args.runs,
             args.kernel,
             args.machine,
-            Path(tmp),
+            work / "given",
             interleaved=not args.sequential,
+            before_round=calibrate if args.calibrate else None,
         )
-        for r in recorded:
-            row = measure(r)
-            rows.append(row)
-            print(
-                f"{row.scenario:28s} model {row.sim_ms:9.2f} ms  real median "
-                f"{row.real_median_ms:9.2f} ms  error {_pct(row.error):>7}  "
-                f"band {'in' if row.in_band else 'OUT'}  {row.levels}",
-                file=sys.stderr,
-                flush=True,
+        rows = [_report(measure(r)) for r in recorded]
+        calibrated_rows: list[Row] = []
+        if calibrations:
+            profile = combine_profiles(
+                calibrations,
+                f"per-figure median of {len(calibrations)} calibrations made during the "
+                f"accuracy benchmark's real runs ({began}–{time.strftime('%H:%M', time.gmtime())} "
+                "UTC)",
             )
-    table = markdown(rows, (before, _load()), args.runs, interleaved=not args.sequential)
+            profile_path = write_profile(profile, work / "calibrated.yaml")
+            for r, again in zip(
+                recorded, simulate(paths, profile_path, work / "calibrated"), strict=True
+            ):
+                again.real_paths = r.real_paths
+                calibrated_rows.append(_report(measure(again)))
+    order = (
+        "made round by round over all the scenarios"
+        if not args.sequential
+        else "each scenario's made back to back"
+    )
+    given = f"the profile {args.machine}" if args.machine else "the shipped default profile"
+    table = markdown(
+        rows,
+        f"Accuracy of the model, with {given}, against {args.runs} real runs per scenario, "
+        f"{order} (load average before: {before}, after: {_load()}).",
+    )
+    if calibrated_rows:
+        table += "\n" + markdown(
+            calibrated_rows,
+            f"The same real runs against the model with the per-figure median of "
+            f"{len(calibrations)} calibrations made during them.",
+        )
     print(table)
     if args.markdown:
         args.markdown.write_text(table, encoding="utf-8")
     if args.json:
         data: dict[str, Any] = {"runs": args.runs, "rows": [asdict(r) for r in rows]}
+        if calibrated_rows:
+            data["calibrated_rows"] = [asdict(r) for r in calibrated_rows]
         args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return 0
+
+
+def _report(row: Row) -> Row:
+    """Say how a scenario came out, as soon as it is known."""
+    print(
+        f"{row.scenario:28s} model {row.sim_ms:9.2f} ms  real median "
+        f"{row.real_median_ms:9.2f} ms  error {_pct(row.error):>7}  "
+        f"band {'in' if row.in_band else 'OUT'}  {row.levels}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return row
 
 
 if __name__ == "__main__":

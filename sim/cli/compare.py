@@ -10,6 +10,7 @@ when a check fails, 2 on bad input.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -295,15 +296,28 @@ def calibrate(
             "kernel tracing (its cost per context switch is theirs): auto, on or off.",
         ),
     ] = "auto",
+    runs: Annotated[
+        int,
+        typer.Option(
+            "--runs",
+            min=1,
+            help="Calibrate this many times, back to back, and write the median of each "
+            "figure, as the shipped default profile is made (single runs differ by up to "
+            "±40% on a shared machine); the median profile leaves context_switch out.",
+        ),
+    ] = 1,
 ) -> None:
-    """Measure this machine's multiprocessing and scheduler costs (about a
-    minute) and write a machine profile for `simulate --machine` and
+    """Measure this machine's multiprocessing and scheduler costs (about half
+    a minute a run) and write a machine profile for `simulate --machine` and
     `compare --machine`, or a scenario's `machine: {profile: PATH}`."""
     from sim.calibrate import render_profile, write_profile
+    from sim.calibrate_combine import combine_profiles
     from sim.real.calibration import CalibrationError, measure
 
     if kernel not in KERNEL_MODES:
         raise _fail(f"--kernel must be one of {', '.join(KERNEL_MODES)} (got {kernel!r})")
+    began = time.gmtime()
+    profiles = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -312,15 +326,28 @@ def calibrate(
         console=err_console,
         transient=True,
     ) as bar:
-        task = bar.add_task("calibrating", total=1.0)
-        try:
-            profile = measure(
-                lambda label, done: bar.update(task, description=label, completed=done),
-                probes=probes,
-                kernel=cast("KernelMode", kernel),  # one of KERNEL_MODES
-            )
-        except (OSError, CalibrationError) as exc:
-            raise _fail(f"a measurement failed: {exc}", ExitCode.ERROR) from None
+        task = bar.add_task("calibrating", total=float(runs))
+        for run in range(runs):
+            prefix = f"run {run + 1} of {runs}: " if runs > 1 else ""
+
+            def update(label: str, done: float, run: int = run, prefix: str = prefix) -> None:
+                bar.update(task, description=prefix + label, completed=run + done)
+
+            try:
+                profiles.append(measure(update, probes=probes, kernel=cast("KernelMode", kernel)))
+            except (OSError, CalibrationError) as exc:
+                raise _fail(f"a measurement failed: {exc}", ExitCode.ERROR) from None
+    profile = profiles[0]
+    if runs > 1:
+        span = f"{time.strftime('%H:%M', began)}–{time.strftime('%H:%M', time.gmtime())} UTC"
+        note = (
+            f"per-figure median of {runs} procsim calibrate runs made back to back, {span} "
+            f"on {time.strftime('%Y-%m-%d', began)}, probes {'on' if probes else 'off'}, "
+            f"kernel tracing {kernel}; details: the last run's, except pool_run_ns.real (the "
+            "median real run) and pool_run_ns.model (the model's run of the Pool workload "
+            "under these costs)"
+        )
+        profile = combine_profiles(profiles, note)
     if output is None:
         typer.echo(render_profile(profile), nl=False)
         return

@@ -3,7 +3,9 @@
 `read_records` reads a whole run directory at the end of a run; `RecordTail`
 reads the files while the run goes on, returning only complete new lines, for
 the deadlock watch. A file cut off mid-record (a process killed while writing)
-loses only that last partial line.
+loses only that last partial line. The run's shared file (children's
+beginnings and ends, each line led by the writer's pid) is read with the
+per-process files; its records belong to the process that wrote them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from sim.real.runtime.recorder import SUFFIX, unescape
+from sim.real.runtime.recorder import SHARED_NAME, SUFFIX, unescape
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +37,20 @@ def _pid_of(path: Path) -> int:
     return int(path.name.split("-", 1)[0])
 
 
-def _parse(pid: int, data: bytes) -> list[Record]:
+def _parse(pid: int | None, data: bytes) -> list[Record]:
+    """The records of one process's file, or (`pid` None) of the shared file."""
     out: list[Record] = []
+    lead = 1 if pid is None else 0
     for line in data.decode("utf-8", "replace").split("\n"):
         parts = line.split("\t")
-        if len(parts) < 3:
+        if len(parts) < 3 + lead:
             continue
         try:
-            t, tid = int(parts[0]), int(parts[1])
+            writer = int(parts[0]) if pid is None else pid
+            t, tid = int(parts[lead]), int(parts[lead + 1])
         except ValueError:
             continue  # a torn record
-        out.append(Record(t, pid, tid, parts[2], tuple(parts[3:])))
+        out.append(Record(t, writer, tid, parts[lead + 2], tuple(parts[lead + 3 :])))
     return out
 
 
@@ -60,14 +65,21 @@ def _complete(data: bytes) -> bytes:
 
 
 def record_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob(f"*{SUFFIX}"))
+    """The per-process files and, last, the shared file if there is one."""
+    shared = directory / SHARED_NAME
+    return sorted(directory.glob(f"*{SUFFIX}")) + ([shared] if shared.exists() else [])
+
+
+def _owner(path: Path) -> int | None:
+    """The process of a per-process file; None for the shared file."""
+    return None if path.name == SHARED_NAME else _pid_of(path)
 
 
 def read_records(directory: Path) -> list[Record]:
     """Every record of the run, ordered by time (stable for equal times)."""
     records: list[Record] = []
     for path in record_files(directory):
-        records += _parse(_pid_of(path), _complete(path.read_bytes()))
+        records += _parse(_owner(path), _complete(path.read_bytes()))
     records.sort(key=lambda r: r.t)
     return records
 
@@ -101,6 +113,6 @@ class RecordTail:
                 continue
             if chunk:
                 self._offsets[path] = offset + len(chunk)
-                new += _parse(_pid_of(path), chunk)
+                new += _parse(_owner(path), chunk)
         new.sort(key=lambda r: r.t)
         return new

@@ -588,9 +588,8 @@ def _wrap_bootstrap(orig: Any) -> Any:
         # writes costs it a copy-on-write fault, so this calls as little as it can.
         _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
         assert _rec is not None
-        _rec.activate()
         daemon = 1 if self.daemon else 0
-        _line(f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}")
+        _rec.begin_task(f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}")
         cause = ["exception"]
         run = self.run
 
@@ -688,6 +687,8 @@ def _reset_thread_state() -> None:
 def _wrap_thread_start(orig: Any) -> Any:
     def start(self: Any) -> None:
         t = _now()
+        assert _rec is not None
+        _rec.ensure_file()  # before the thread can record: one thread makes it
         orig(self)
         _emit_at(t, "U", self.native_id, escape(self.name), int(self.daemon))
 

@@ -10,6 +10,16 @@ system call, so a daemon killed by SIGTERM (or SIGKILL) loses nothing it
 recorded, and recording costs well under a microsecond. The unused tail of the
 file is zero bytes; readers stop at the first NUL.
 
+A child process makes its file only when it records more than a few records
+(`SHARED_RECORDS`: its beginning and end, a wait or two): making one costs a
+fork child ~0.1-0.2 ms, mostly copy-on-write faults, as much as the rest of its
+probes together. Until then its records go to the run's shared file
+(`SHARED_NAME`), one `os.write` each (a few µs) to a descriptor opened with
+O_APPEND (one atomic append per write, whatever other processes append), each
+line led by the writer's pid: `pid TAB t TAB tid TAB kind TAB field...`. Before
+each write the descriptor is checked to still be that file (a program may
+close it or reuse its number).
+
 Record kinds (fields after the kind):
   P pid ppid role name daemon    this process begins (role: root or child)
   H mark [value]                 a milestone: python VERSION (the root), main_begin (executor)
@@ -45,6 +55,10 @@ ROOT_ENV = "PROCSIM_PROBE_ROOT"
 RUN_ENV = "PROCSIM_RUN_ID"
 SCHEDSTAT_ENV = "PROCSIM_PROBE_SCHEDSTAT"  # "1": record C (only the kernel trace's check reads it)
 SUFFIX = ".rec"
+SHARED_NAME = "tasks.shared"  # not *.rec: its lines start with the writer's pid
+# A child's first records (its beginning, end, a wait or two) go to the shared
+# file; one that records more makes a file of its own.
+SHARED_RECORDS = 8
 _INITIAL_SIZE = 1 << 20
 
 _now = time.monotonic_ns
@@ -78,31 +92,53 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
+def _open_shared(directory: str) -> tuple[int, tuple[int, int]]:
+    """The run's shared file, opened for appending, and its identity."""
+    try:
+        fd = os.open(
+            f"{directory}/{SHARED_NAME}",
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            0o600,
+        )
+    except OSError:
+        return -1, (0, 0)
+    st = os.fstat(fd)
+    return fd, (st.st_dev, st.st_ino)
+
+
 class Recorder:
     """The record file of the current process.
 
     Inactive until `activate()`: a process that never runs a task of the
     program (the resource tracker, the forkserver) leaves no file. A forked
     child inherits the recorder disabled; multiprocessing's bootstrap of the
-    child activates it with a file of its own.
+    child begins its task (`begin_task`), and its first record beyond the
+    shared ones makes a file of its own.
 
     `line` is the hot path (records written per message or pool job): one
     clock read, one f-string, one encode and one C call. Its closures are made
     once and shared by every forked descendant; activating swaps the file they
     write to. Each page a fork child first writes costs it a copy-on-write
     fault (~3-5 µs here), so the child's share of the work is kept small: at
-    the fork itself one C call (`valid.clear`, which disables the inherited
-    writer so the child never writes into its parent's file); at activation a
-    file and a few stores.
+    the fork itself two C calls (`valid.clear`, which disables the inherited
+    writer so the child never writes into its parent's file, and
+    `deferred.clear`); a write to the shared file for each of its first
+    records; at activation, if it comes, a file and a few stores.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.path = ""
         self._pid = 0  # the process the current file belongs to
         valid: list[bool] = []  # [True] while `line` may write to the current file
+        # [n] in a task process whose own file is not made yet: n more records
+        # may go to the shared file, the next one makes the file.
+        deferred: list[int] = []
         os.register_at_fork(after_in_child=valid.clear)
+        os.register_at_fork(after_in_child=deferred.clear)
+        self._deferred = deferred
+        self._shared, self._shared_id = _open_shared(directory)
         local = _thread_prefix
+        activate, share = self.activate, self._append_shared
         # The current file's mapping, its write (one C call under the GIL:
         # records never interleave) and the lock for growing it; `retarget`
         # sets them. Closure cells: a list would cost the hot path a lookup.
@@ -131,7 +167,12 @@ class Recorder:
 
         def line_at(t: int, body: str) -> None:
             if not valid:
-                return
+                if not deferred:
+                    return  # not a task of the program, or not begun yet
+                if deferred[0] > 0 and share(f"{os.getpid()}\t{t}\t{_tid()}\t{body}\n"):
+                    deferred[0] -= 1
+                    return
+                activate()
             try:
                 prefix = local.text
             except AttributeError:  # gettid() is a system call: once per thread
@@ -144,6 +185,7 @@ class Recorder:
 
         def line(body: str) -> None:  # line_at(_now(), body), inlined: the hot path
             if not valid:
+                line_at(_now(), body)
                 return
             try:
                 prefix = local.text
@@ -160,12 +202,14 @@ class Recorder:
         self.line_at: Callable[[int, str], None] = line_at
 
     def activate(self) -> None:
+        """Make this process's own file; its records go there from now on."""
         pid = os.getpid()
         if self._pid == pid:
             return
         self._pid = pid
-        self.path = f"{self.directory}/{pid}-{_now()}{SUFFIX}"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._deferred.clear()
+        path = f"{self.directory}/{pid}-{_now()}{SUFFIX}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, _INITIAL_SIZE)
             mm = mmap.mmap(fd, _INITIAL_SIZE)
@@ -173,6 +217,31 @@ class Recorder:
             os.close(fd)  # the mapping keeps the file
         _thread_prefix.text = f"\t{_tid()}\t"  # after a fork: the forking thread's tid is not ours
         self._retarget(mm)
+
+    def begin_task(self, body: str) -> None:
+        """This process begins a task of the program (`body`: its P record).
+        Its first `SHARED_RECORDS` records go to the shared file, the next makes
+        its own file; `Thread.start` must call `ensure_file` first, so that two
+        threads never make it at once."""
+        if self._pid != os.getpid():
+            self._deferred[:] = [SHARED_RECORDS]
+        self.line(body)
+
+    def ensure_file(self) -> None:
+        if self._deferred:
+            self.activate()
+
+    def _append_shared(self, text: str) -> bool:
+        """Append a complete line to the shared file; False if the descriptor
+        is not that file any more."""
+        data = text.encode("utf-8", "backslashreplace")
+        try:
+            st = os.fstat(self._shared)
+            if (st.st_dev, st.st_ino) != self._shared_id:
+                return False
+            return os.write(self._shared, data) == len(data)
+        except OSError:
+            return False
 
     def emit(self, kind: str, *fields: object) -> None:
         self.line("\t".join((kind, *map(str, fields))))
