@@ -67,11 +67,8 @@ def combine_profiles(profiles: Sequence[MachineProfile], note: str) -> MachinePr
     )
     measured: dict[str, Any] = dict(last.measured)
     details: dict[str, Any] = dict(measured.get("details", {}))
-    runs = [
-        pr.measured.get("details", {}).get("pool_run_ns")
-        for pr in profiles
-        if isinstance(pr.measured.get("details", {}).get("pool_run_ns"), Mapping)
-    ]
+    pool_runs = [pr.measured.get("details", {}).get("pool_run_ns") for pr in profiles]
+    runs = [run for run in pool_runs if isinstance(run, Mapping)]
     if runs and all("real" in r for r in runs):
         last_run = dict(runs[-1])
         last_run["real"] = round(statistics.median([r["real"] for r in runs]))
