@@ -3,7 +3,8 @@
 Runs, alternating, each program bare and with procsim's probes injected (as
 `procsim real` / `procsim trace` inject them, kernel tracing off) and prints,
 per program, the median makespan of each and the median of the per-round
-ratios (probed / bare), measured in this one run. Targets (issue 4): at most
+ratios (probed / bare), measured in this one run, with a 95% bootstrap
+interval of that median (the rounds' spread on a shared machine). Targets (issue 4): at most
 1.05 for the shipped CPU-bound scenarios, at most 1.25 for the reference
 text's Pool example (10,000 tiny tasks, where per-message costs dominate).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import random
 import resource
 import shutil
 import statistics
@@ -114,16 +116,27 @@ def measure(
     wall_p = statistics.median(s.wall_s for s in probed)
     cpu_b = statistics.median(s.cpu_s for s in bare)
     cpu_p = statistics.median(s.cpu_s for s in probed)
+    low, high = _interval(ratios)
     print(
         f"{name:28s} makespan bare {wall_b * 1e3:8.1f} ms  probed {wall_p * 1e3:8.1f} ms  "
-        f"ratio {statistics.median(ratios):.3f} (of medians {wall_p / wall_b:.3f})  "
-        f"cpu ratio {cpu_p / cpu_b:.3f}"
+        f"ratio {statistics.median(ratios):.3f} [{low:.3f}–{high:.3f}] "
+        f"(of medians {wall_p / wall_b:.3f})  cpu ratio {cpu_p / cpu_b:.3f}"
     )
+
+
+def _interval(ratios: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """A 95% bootstrap interval of the median per-round ratio: how far this
+    run's figure can be trusted on a machine whose speed drifts between rounds."""
+    rng = random.Random(0)
+    medians = sorted(
+        statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples)
+    )
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     # The machine may be shared: the load says how far to trust the figures.
