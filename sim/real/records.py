@@ -3,9 +3,9 @@
 `read_records` reads a whole run directory at the end of a run; `RecordTail`
 reads the files while the run goes on, returning only complete new lines, for
 the deadlock watch. A file cut off mid-record (a process killed while writing)
-loses only that last partial line. The run's shared file (children's
-beginnings and ends, each line led by the writer's pid) is read with the
-per-process files; its records belong to the process that wrote them.
+loses only that last partial line. The run's shared file (each child's first
+few records, each line led by the writer's pid) is read with the per-process
+files; its records belong to the process that wrote them.
 """
 
 from __future__ import annotations
