@@ -484,6 +484,12 @@ class PolicySettings:
     linux_balance_delay_ns: int = 2_000_000
 
 
+# How long a Pool's thread or process must have waited for a step to run it
+# cold (`Costs.pool_*_cold_ns`): measured, a step after a 1 ms wait already costs
+# several times its cost in a busy pool, and after 5 ms ten to twenty times.
+POOL_COLD_AFTER_NS = 1_000_000
+
+
 @dataclass(frozen=True)
 class Costs:
     """What multiprocessing's machinery costs, in CPU time or latency.
@@ -546,6 +552,17 @@ class Costs:
     # notifier and the result pipe, which wakes it for every result).
     pool_dispatch_ns: int = 10_000
     pool_maintain_ns: int = 15_000
+    # The same steps, each as a whole, when the thread or process had waited at
+    # least POOL_COLD_AFTER_NS for it (an apply's round trip; a result after a
+    # long task): its code and data have left the caches, and the kernel's
+    # wake-up is in it. Per task in a worker, the task handler and the result
+    # handler; a turn of the worker handler's loop; and, in a caller woken from
+    # waiting for a result, the wake-up and the fetch.
+    pool_worker_cold_ns: int = 200_000
+    pool_dispatch_cold_ns: int = 70_000
+    pool_result_cold_ns: int = 120_000
+    pool_maintain_cold_ns: int = 250_000
+    pool_wake_cold_ns: int = 60_000
     # The interpreter's switch interval (sys.getswitchinterval()); and how long a
     # thread looping on system calls that return at once (a Pool's worker
     # handler while a result waits unread) keeps the GIL each time it gets it.

@@ -81,6 +81,18 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)
     # The Pool job as the executor runs it costs its worker more than nothing.
     assert 0 < costs["pool_worker_ns"] < MS
+    # Each part of a Pool whose every step waits first (apply after apply)
+    # costs more per task than in a busy pool.
+    cold, busy = details["pool_per_task_cold_ns"], details["pool_per_task_ns"]
+    for part, cost in (
+        ("worker", "pool_worker"),
+        ("task_handler", "pool_dispatch"),
+        ("result_handler", "pool_result"),
+        ("worker_handler", "pool_maintain"),
+    ):
+        assert costs[f"{cost}_cold_ns"] == cold[part] > busy[part], part
+    assert costs["pool_wake_cold_ns"] == max(0, cold["caller"] - busy["submit"])
+    assert 0 < cold["caller"] < 50 * MS
     # Waking an idle CPU: microseconds, where there is a second CPU to wake.
     if profile.cpus > 1:
         assert 0 < costs["wake_up_ns"] < MS

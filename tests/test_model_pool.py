@@ -335,14 +335,15 @@ def test_the_parents_helper_threads_charge_their_own_per_task_costs() -> None:
     """The task handler spends `pool_dispatch` on each task it writes into the
     workers' pipe; every result written wakes the worker handler's wait(),
     which watches the result pipe, for a turn of its loop (`pool_maintain`),
-    even when the result handler reads the result at once."""
+    even when the result handler reads the result at once. (Tasks shorter than
+    a millisecond: no wait is long enough for a step to run cold.)"""
     run = run_text(f"""
 name: helpers
 {machine(4, pool_dispatch="30us", pool_maintain="50us")}
 objects:
   p: {{type: pool, workers: 1}}
 functions:
-  task: [{{compute: 1ms}}]
+  task: [{{compute: 500us}}]
 main:
   - apply_async: {{pool: p, function: task, times: 3}}
   - wait_results: p
@@ -357,6 +358,68 @@ main:
     assert running("main.p.task_handler") == 3 * 30 * US
     # A turn at its start, and one for each of the three results.
     assert running("main.p.worker_handler") == 4 * 50 * US
+
+
+def test_a_step_after_a_wait_of_a_millisecond_runs_cold() -> None:
+    """The task handler's and a worker's step cost their cold figures when
+    they waited 1 ms or more for it, their busy figures when the work was
+    there already (the second task, the sentinel right after the last result)."""
+    run = run_text(f"""
+name: cold-dispatch
+{
+        machine(
+            4,
+            pool_dispatch="5us",
+            pool_dispatch_cold="100us",
+            pool_worker="10us",
+            pool_worker_cold="300us",
+        )
+    }
+objects:
+  p: {{type: pool, workers: 1}}
+functions:
+  work: [{{compute: 1ms}}]
+main:
+  - sleep: 2ms
+  - apply_async: {{pool: p, function: work, times: 2}}
+  - wait_results: p
+  - close_pool: p
+  - join_pool: p
+""")
+
+    def running(task: str) -> int:
+        return sum(b - a for a, b, _ in run.intervals(task, "running"))
+
+    assert running("main.p.task_handler") == 100 * US + 5 * US
+    # The first task, cold; the second, then the sentinel, each there already.
+    assert running("p.worker1") == 300 * US + MS + 10 * US + MS + 10 * US
+
+
+def test_an_apply_after_a_long_task_runs_the_result_path_cold() -> None:
+    """After a 2 ms task, the result handler's read, the worker handler's turn
+    and the caller's wake-up each cost their cold figure, once."""
+    run = run_text(f"""
+name: cold-result
+{machine(4, pool_result_cold="200us", pool_maintain_cold="400us", pool_wake_cold="50us")}
+objects:
+  p: {{type: pool, workers: 1}}
+functions:
+  work: [{{compute: 2ms}}]
+main:
+  - apply: {{pool: p, function: work}}
+  - close_pool: p
+  - join_pool: p
+""")
+
+    def running(task: str) -> int:
+        return sum(b - a for a, b, _ in run.intervals(task, "running"))
+
+    assert running("main.p.result_handler") == 200 * US
+    assert running("main.p.worker_handler") == 400 * US
+    assert running("main") == 50 * US
+    finished = run.jobs("finish")[0].t
+    # The three share main's GIL: the caller has its result once all have run.
+    assert run.jobs("result")[0].t == finished + 650 * US
 
 
 def test_a_workers_first_job_costs_it_first_job_more() -> None:

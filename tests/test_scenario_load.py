@@ -126,6 +126,11 @@ machine:
     first_print: 22us
     first_feed: 23us
     first_job: 24us
+    pool_worker_cold: 25us
+    pool_dispatch_cold: 26us
+    pool_result_cold: 27us
+    pool_maintain_cold: 28us
+    pool_wake_cold: 29us
 main: []
 """
 
@@ -178,6 +183,11 @@ def test_every_machine_key_maps_to_its_field() -> None:
             first_print_ns=22 * US,
             first_feed_ns=23 * US,
             first_job_ns=24 * US,
+            pool_worker_cold_ns=25 * US,
+            pool_dispatch_cold_ns=26 * US,
+            pool_result_cold_ns=27 * US,
+            pool_maintain_cold_ns=28 * US,
+            pool_wake_cold_ns=29 * US,
         ),
     )
 

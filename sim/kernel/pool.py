@@ -174,7 +174,9 @@ class SimPool:
         completed = 0
         reason = f"{self.name}.task"
         while self.maxtasks is None or completed < self.maxtasks:
-            message = yield from self.inqueue.get(task, reason, rt.costs.pool_worker_ns)
+            message = yield from self.inqueue.get(
+                task, reason, rt.costs.pool_worker_ns, rt.costs.pool_worker_cold_ns
+            )
             chunk = self._payloads.pop(message.msg)
             if chunk is None:
                 break
@@ -205,6 +207,7 @@ class SimPool:
     def _handle_tasks(self, task: Task) -> Steps:
         rt = self.rt
         while True:
+            began = rt.env.now
             while not self._taskqueue:
                 yield from self._taskqueue_waiters.wait(
                     task, f"{self.name}.taskqueue", rt.able_to(("submit", self.name))
@@ -214,7 +217,9 @@ class SimPool:
                 break
             message = Message(rt.next_message_id(), chunk.arg_size * chunk.items)
             self._payloads[message.msg] = chunk
-            yield from self.inqueue.put(task, message, rt.costs.pool_dispatch_ns)
+            cold = rt.env.now - began >= p.POOL_COLD_AFTER_NS
+            cost = rt.costs.pool_dispatch_cold_ns if cold else rt.costs.pool_dispatch_ns
+            yield from self.inqueue.put(task, message, cost)
         # No more work: one sentinel for the result handler, one for each worker.
         for queue in (self.outqueue, *([self.inqueue] * len(self.pool.workers))):
             sentinel = Message(rt.next_message_id(), SENTINEL_SIZE)
@@ -226,7 +231,9 @@ class SimPool:
         sentinel_seen = False
         reason = f"{self.name}.outqueue"
         while not sentinel_seen or (self.cache and self.pool.state != "terminate"):
-            message = yield from self.outqueue.get(task, reason, rt.costs.pool_result_ns)
+            message = yield from self.outqueue.get(
+                task, reason, rt.costs.pool_result_ns, rt.costs.pool_result_cold_ns
+            )
             chunk = self._payloads.pop(message.msg)
             if chunk is None:
                 sentinel_seen = True
@@ -254,6 +261,7 @@ class SimPool:
 
     def _handle_workers(self, task: Task) -> Steps:
         rt = self.rt
+        cold = False  # the last wait() lasted POOL_COLD_AFTER_NS or more
         while self.pool.state == "run" or (self.cache and self.pool.state != "terminate"):
             for proc in list(self.pool.workers):
                 if proc.exit_code is not None:
@@ -263,7 +271,11 @@ class SimPool:
             # written since the last: each woke it. Charged together, as the
             # handler runs them once it has the GIL.
             turns, self._result_wakes = max(1, self._result_wakes), 0
-            yield from rt.scheduler.work(task, turns * rt.costs.pool_maintain_ns)
+            cost = turns * rt.costs.pool_maintain_ns
+            if cold:  # its first turn after a long wait runs cold
+                cost += rt.costs.pool_maintain_cold_ns - rt.costs.pool_maintain_ns
+                cold = False
+            yield from rt.scheduler.work(task, cost)
             if self.outqueue.channel.messages:
                 # wait() watches the result pipe, so it returns at once while a
                 # result waits there unread: the loop spins, taking the GIL in
@@ -271,7 +283,9 @@ class SimPool:
                 yield from rt.scheduler.spin(task, rt.costs.gil_turn_ns)
                 continue
             if not self._handler_notified:
+                began = rt.env.now
                 yield from self._handler_wake.wait(task, f"{self.name}.workers", self._pool_tasks)
+                cold = rt.env.now - began >= p.POOL_COLD_AFTER_NS
             self._handler_notified = False
         self._taskqueue.append(None)
         self._taskqueue_waiters.wake_one()
@@ -315,10 +329,14 @@ class SimPool:
 
     def _wait(self, task: Task, jobs: list[Job]) -> Steps:
         """AsyncResult.get() on each job; raises what a failed job raised."""
+        rt = self.rt
         for job in jobs:
+            began = rt.env.now
             while not job.done:
                 yield from self._result_waiters.wait(task, f"{self.name}.result", self._pool_tasks)
-            yield from self.rt.scheduler.work(task, 0)
+            # Woken after a long wait, the caller runs its wake-up and the fetch cold.
+            cold = rt.env.now - began >= p.POOL_COLD_AFTER_NS
+            yield from rt.scheduler.work(task, rt.costs.pool_wake_cold_ns if cold else 0)
             self._emit(task, "result", job)
             if job.failed:
                 raise ProgramError("Exception", f"a task of pool {self.name} raised")

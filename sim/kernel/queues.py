@@ -284,12 +284,16 @@ class SimpleQueue:
             yield from channel.wait_until_taken(task, message, reason, self._readers)
         self.wlock.release()
 
-    def get(self, task: Task, reason: str, cost_ns: int) -> Generator[simpy.Event, Any, Message]:
+    def get(
+        self, task: Task, reason: str, cost_ns: int, cold_ns: int
+    ) -> Generator[simpy.Event, Any, Message]:
         """Read one message; `cost_ns` and the unpickling are one stretch of CPU
-        time after the read."""
+        time after the read, `cold_ns` instead of `cost_ns` when the reader
+        waited at least POOL_COLD_AFTER_NS for the message."""
         rt = self.rt
         if must_wait(task):
             yield from rt.scheduler.work(task, 0)
+        began = rt.env.now
         if not self.rlock.try_acquire(task):
             yield from self.rlock.acquire(task, reason)
         message = self.channel.try_read()
@@ -297,6 +301,8 @@ class SimpleQueue:
             message = yield from self.channel.read(task, reason, self._writers)
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
+        if rt.env.now - began >= p.POOL_COLD_AFTER_NS:
+            cost_ns = cold_ns
         scheduler = rt.scheduler  # `work`, its common case inlined as in `put`
         amount = cost_ns + rt.pickle_ns(message.size)
         timeout = scheduler.quick_work(task, amount)

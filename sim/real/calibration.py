@@ -56,6 +56,11 @@ process does not move it. What each one times, and how it maps onto the model:
   GIL, so their CPU times add up to about the makespan); `pool_worker` is the
   CPU time of its workers per task, less their start-ups and exits (the
   executor's job adds to a bare function's);
+- the same parts when every step waits first (`pool_*_cold`): `apply` of a
+  task that computes 5 ms, one after another, on 2 workers: each thread and
+  worker has waited that long before its step, and runs it cold (the caller's
+  part, `pool_wake_cold`, is its CPU time per apply less a busy pool's
+  `pool_submit`);
 - context switch: a one-byte ping-pong between two processes pinned to one
   CPU, less the same writes and reads done without switching;
 - `wake_up`: the same ping-pong between two processes pinned to two CPUs, each
@@ -121,6 +126,7 @@ CALLS = 12  # of each kind, in the calls run
 POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
+COLD_APPLIES, COLD_WORKERS = 20, 2  # apply() of SLOW_TASK_NS tasks: every step waits
 PINGS = 3_000
 THREAD_STARTS = 200
 SPIN_NS = 200_000_000
@@ -237,6 +243,7 @@ def _measure(report: Progress) -> MachineProfile:
         ("Queue latency and cost per byte", 0.15, lambda: [_queue_latency(n) for n in SIZES]),
         ("Pipe latency and cost per byte", 0.1, lambda: [_pipe_latency(n) for n in SIZES]),
         ("Pool per-task overhead", 0.1, _pool_costs),
+        ("Pool per-task overhead, each step after a wait", 0.05, _pool_cold_costs),
         ("Pool run, start to join", 0.1, _pool_run),
         ("Pool creation", 0.05, _pool_create),
         ("Pool worker handler's turns", 0.1, _gil_turn),
@@ -265,6 +272,7 @@ def _measure(report: Progress) -> MachineProfile:
         queue_lat,
         pipe_lat,
         pool,
+        cold,
         (pool_run_ns, pool_workers_cpu_ns),
         created,
         turn_ns,
@@ -305,6 +313,7 @@ def _measure(report: Progress) -> MachineProfile:
         "queue_latency_ns": {str(size): ns for size, ns in queue_latency.items()},
         "pipe_latency_ns": {str(size): ns for size, ns in pipe_latency.items()},
         "pool_per_task_ns": pool,
+        "pool_per_task_cold_ns": cold,
         "pool_run_ns": {"tasks": POOL_TASKS, "workers": POOL_WORKERS, "real": pool_run_ns},
         "pool_worker_start_call_ns": pool_worker_start_ns,
         "pool_create_cpu_ns": pool_create_cpu_ns,
@@ -356,6 +365,12 @@ def _measure(report: Progress) -> MachineProfile:
         "pool_result_ns": pool["result_handler"],
         "pool_dispatch_ns": pool["task_handler"],
         "pool_maintain_ns": pool["worker_handler"],
+        "pool_worker_cold_ns": cold["worker"],
+        "pool_dispatch_cold_ns": cold["task_handler"],
+        "pool_result_cold_ns": cold["result_handler"],
+        "pool_maintain_cold_ns": cold["worker_handler"],
+        # The caller's apply, less a submission in a busy pool.
+        "pool_wake_cold_ns": max(0, cold["caller"] - pool["submit"]),
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
         "gil_turn_ns": turn_ns,
         "print_ns": calls["print"],
@@ -932,6 +947,29 @@ def _schedstat_cpu(path: str) -> int:
         return 0
 
 
+class _PoolParts:
+    """CPU time read from /proc of a Pool's helper threads and its workers."""
+
+    def __init__(self, pool: Any) -> None:
+        threads = {
+            "worker_handler": pool._worker_handler,
+            "task_handler": pool._task_handler,
+            "result_handler": pool._result_handler,
+        }
+        self._files = {n: f"/proc/self/task/{t.native_id}/schedstat" for n, t in threads.items()}
+        self._workers = [f"/proc/{w.pid}/schedstat" for w in pool._pool]
+        self._before = self._read()
+
+    def _read(self) -> dict[str, int]:
+        spent = {n: _schedstat_cpu(f) for n, f in self._files.items()}
+        return {**spent, "worker": sum(map(_schedstat_cpu, self._workers))}
+
+    def per_task(self, tasks: int) -> dict[str, float]:
+        """Each part's CPU time since this object was made, per task."""
+        now = self._read()
+        return {n: (now[n] - self._before[n]) / tasks for n in now}
+
+
 def _pool_costs() -> dict[str, int]:
     """Per-task CPU time of each part of a Pool running `apply_async` of a tiny
     function with a callback, set up as the reference text's example (4 workers)."""
@@ -945,15 +983,7 @@ def _pool_costs() -> dict[str, int]:
     pool = ctx.Pool(POOL_WORKERS)
     try:
         pool.apply(_tiny, (0,))  # workers up and warm
-        parts = {
-            "worker_handler": pool._worker_handler,  # type: ignore[attr-defined]
-            "task_handler": pool._task_handler,  # type: ignore[attr-defined]
-            "result_handler": pool._result_handler,  # type: ignore[attr-defined]
-        }
-        files = {n: f"/proc/self/task/{t.native_id}/schedstat" for n, t in parts.items()}
-        workers = [f"/proc/{w.pid}/schedstat" for w in pool._pool]  # type: ignore[attr-defined]
-        before = {n: _schedstat_cpu(f) for n, f in files.items()}
-        workers_before = sum(map(_schedstat_cpu, workers))
+        parts = _PoolParts(pool)
         c0 = _cpu()
         results = [pool.apply_async(_tiny, (i,), callback=callback) for i in range(POOL_TASKS)]
         submit_ns = (_cpu() - c0) / POOL_TASKS
@@ -961,16 +991,34 @@ def _pool_costs() -> dict[str, int]:
             result.wait()
         while calls < POOL_TASKS:  # the last callback runs just after its wait() returns
             time.sleep(0.001)
-        spent = {n: (_schedstat_cpu(f) - before[n]) / POOL_TASKS for n, f in files.items()}
-        worker_ns = (sum(map(_schedstat_cpu, workers)) - workers_before) / POOL_TASKS
+        spent = parts.per_task(POOL_TASKS)
     finally:
         pool.terminate()
         pool.join()
-    return {
-        "submit": round(submit_ns),
-        **{name: round(ns) for name, ns in spent.items()},
-        "worker": round(worker_ns),
-    }
+    return {"submit": round(submit_ns), **{name: round(ns) for name, ns in spent.items()}}
+
+
+def _pool_cold_costs() -> dict[str, int]:
+    """Per-task CPU time of each part of a Pool whose every step waits: `apply`
+    of a task that computes SLOW_TASK_NS, one after another, so each thread and
+    worker waits that long before its step (POOL_COLD_AFTER_NS or more). The
+    caller's is its CPU time per apply (submit, wake-up, fetch); the workers'
+    is besides the task's computing."""
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(COLD_WORKERS)
+    try:
+        pool.apply(_tiny, (0,))  # workers up
+        parts = _PoolParts(pool)
+        c0 = _cpu()
+        for i in range(COLD_APPLIES):
+            pool.apply(_slow_task, (i,))
+        caller_ns = (_cpu() - c0) / COLD_APPLIES
+        spent = parts.per_task(COLD_APPLIES)
+    finally:
+        pool.terminate()
+        pool.join()
+    spent["worker"] = max(0.0, spent["worker"] - SLOW_TASK_NS)
+    return {"caller": round(caller_ns), **{name: round(ns) for name, ns in spent.items()}}
 
 
 # The root of a real run, timing the executor's run of the pickled RunSpec on
