@@ -90,6 +90,8 @@ class Row:
     seconds: float
     # Why per-task running and ready times were not compared, if they were not.
     per_task_skipped: str = ""
+    # Each failed check, with its figures: what a failed level was about.
+    failures: list[str] = field(default_factory=list)
 
 
 def _error(sim: float, reals: Sequence[float]) -> float | None:
@@ -228,6 +230,12 @@ def measure(r: Recorded) -> Row:
         levels=" ".join(f"{lv.level[:3]}:{lv.status}" for lv in report.levels),
         seconds=r.seconds + time.monotonic() - began,
         per_task_skipped=skipped,
+        failures=[
+            f"{level.level} / {check.name}: {check.summary}"
+            for level in report.levels
+            for check in level.checks
+            if check.status == "fail"
+        ],
     )
 
 
@@ -259,6 +267,10 @@ def markdown(rows: list[Row], heading: str) -> str:
         )
     within = sum(1 for r in rows if abs(r.error) <= MAKESPAN_TARGET)
     lines += ["", f"Makespan within {MAKESPAN_TARGET:.0%}: {within} of {len(rows)} scenarios."]
+    failed = [(r.scenario, f) for r in rows for f in r.failures]
+    if failed:
+        lines += ["", "Failed checks:", ""]
+        lines += [f"- {scenario}, {failure}" for scenario, failure in failed]
     if any(r.per_task_skipped for r in rows):
         lines += [
             "",
