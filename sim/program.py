@@ -570,9 +570,14 @@ class Costs:
     gil_turn_ns: int = 350_000
     # CPU time of a print() of one line, flushed (a write to stdout).
     print_ns: int = 5_000
+    # CPU time of a time.sleep() besides the sleeping: the call, and the
+    # wake-up once the timer fires (longer after a longer sleep).
+    sleep_ns: int = 60_000
     # Thread.start() in the starting thread: it waits until the new thread runs
-    # (a user thread, or a Queue's feeder at the process's first put).
+    # (a user thread, or a Queue's feeder at the process's first put); and what
+    # a process's first costs more.
     thread_start_ns: int = 100_000
+    first_thread_start_ns: int = 200_000
     # What the main process runs once its code ends, before it joins its threads
     # and children: the interpreter's shutdown up to multiprocessing's exit function.
     shutdown_ns: int = 400_000

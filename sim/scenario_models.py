@@ -643,7 +643,9 @@ class CostsModel(Strict):
     gil_switch_interval: PositiveDuration = _optional()
     gil_turn: PositiveDuration = _optional()
     print: FixedDuration = _optional()
+    sleep: FixedDuration = _optional()
     thread_start: FixedDuration = _optional()
+    first_thread_start: FixedDuration = _optional()
     shutdown: FixedDuration = _optional()
     wake_up: FixedDuration = _optional()
 

@@ -57,7 +57,9 @@ ZERO_COSTS = {
     "pool_maintain_cold": "0ns",
     "pool_wake_cold": "0ns",
     "print": "0ns",
+    "sleep": "0ns",
     "thread_start": "0ns",
+    "first_thread_start": "0ns",
     "shutdown": "0ns",
 }
 

@@ -76,6 +76,10 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     # A pool worker's first job, an empty function, costs it more than a later one.
     assert 0 < calls["job"] < calls["first_job"] < 50 * MS
     assert costs["first_job_ns"] == calls["first_job"] - calls["job"]
+    # So does the child's first thread start; a sleep costs its CPU something.
+    assert 0 < calls["thread_start"] < calls["first_thread_start"] < 50 * MS
+    assert costs["first_thread_start_ns"] == calls["first_thread_start"] - calls["thread_start"]
+    assert 0 < costs["sleep_ns"] == calls["sleep"] < MS
     # The feeder's share of the latency is reckoned from a bare put().
     bare_put = details["bare_queue_call_ns"]["put"]
     assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)

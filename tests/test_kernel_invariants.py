@@ -56,6 +56,8 @@ def workloads(draw: st.DrawFn) -> p.Scenario:
             start_call_ns=0,
             first_start_ns=0,
             shutdown_ns=0,
+            # A sleep's wake-up is CPU time no compute step accounts for.
+            sleep_ns=0,
             # A CPU being woken for a task would look idle while the task is ready.
             wake_up_ns=0,
         ),

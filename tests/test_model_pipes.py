@@ -36,9 +36,9 @@ def test_full_pipe_blocks_send_until_the_reader_drains_it() -> None:
     settings = run.scenario.machine.settings
     assert blocked_at - (start - costs.start_return_ns) < settings.linux_balance_delay_ns
     receiver_up = blocked_at + costs.start_cpu_ns["fork"]
-    # The receiver sleeps 50 ms, then each recv takes a message out of the
-    # pipe (freeing room for the next send) before unpickling it.
-    woke = receiver_up + 50 * MS
+    # The receiver sleeps 50 ms (and wakes, `sleep`), then each recv takes a
+    # message out of the pipe (freeing room for the next send) before unpickling it.
+    woke = receiver_up + 50 * MS + costs.sleep_ns
     takes = [woke + costs.pipe_recv_ns]
     for _ in range(3):
         received = takes[-1] + pickle_ns(costs, size)

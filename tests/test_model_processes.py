@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from model_helpers import MS, machine, run_file, run_text
+from model_helpers import MS, US, machine, run_file, run_text
 
 from sim.program import Sleep, mean_ns
 from sim.scenario import ScenarioError, load_scenario_text
@@ -19,16 +19,15 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     scenario = run.scenario
     costs = scenario.machine.costs
     start_up, exit_ = costs.start_cpu_ns["fork"], costs.exit_cpu_ns["fork"]
-    sleeps = {
-        name: mean_ns(op.duration)  # constants: their value
+    sleeps = {  # each sleep's wake-up costs `sleep` of CPU after it
+        name: mean_ns(op.duration) + costs.sleep_ns  # constants: their value
         for name, fn in scenario.functions.items()
         for op in fn.body
         if isinstance(op, Sleep)
     }
-    # The main code: two start() calls, a thread start and a print.
-    code_done = (
-        2 * costs.start_call_ns + costs.first_start_ns + costs.thread_start_ns + costs.print_ns
-    )
+    # The main code: two start() calls, its first thread start and a print.
+    thread_start = costs.thread_start_ns + costs.first_thread_start_ns
+    code_done = 2 * costs.start_call_ns + costs.first_start_ns + thread_start + costs.print_ns
     # Then the interpreter's shutdown, up to joining the threads.
     main_free = code_done + costs.shutdown_ns
     # The child (ready first) and the helper thread wait for a CPU: main frees
@@ -268,9 +267,11 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
             assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
             assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
     # Together they take as long as one thread doing both halves, after main has
-    # started them; then the main process shuts down.
+    # started them (its first thread start costs more); then the main process
+    # shuts down.
     costs = run.scenario.machine.costs
-    assert run.end.t == 2 * costs.thread_start_ns + 2 * 30 * MS + costs.shutdown_ns
+    starts = 2 * costs.thread_start_ns + costs.first_thread_start_ns
+    assert run.end.t == starts + 2 * 30 * MS + costs.shutdown_ns
 
 
 def test_a_task_given_an_idle_cpu_runs_after_the_wake_up() -> None:
@@ -336,3 +337,46 @@ main:
     first = run.first("p2", "running")
     assert (first.t, first.cpu) == (MS // 2 + 2 * slice_ns, run.first("p1", "running").cpu)
     assert run.first("main", "running").cpu != first.cpu
+
+
+def test_a_processs_first_thread_start_costs_more_whichever_thread_it_starts() -> None:
+    """Main's first put starts the Queue's feeder: its process's first thread
+    start, `thread_start` + `first_thread_start`; the thread started next costs
+    `thread_start` alone. A child's first thread start costs more again."""
+    run = run_text(f"""
+name: thread-starts
+{machine(2, thread_start="100us", first_thread_start="300us")}
+objects:
+  q: {{type: queue}}
+functions:
+  idle: [{{sleep: 1ms}}]
+  child: [{{thread: {{name: t2, target: idle}}}}, {{print: child started its thread}}]
+main:
+  - put: q
+  - thread: {{name: t1, target: idle}}
+  - print: main started its threads
+  - spawn: {{name: c, target: child}}
+  - get: q
+  - join: c
+""")
+    assert [o.t for o in run.outputs("main")] == [400 * US + 100 * US]
+    started = next(e.t for e in run.states("c") if e.state == "running")
+    assert [o.t - started for o in run.outputs("c")] == [400 * US]
+
+
+def test_a_sleep_costs_its_task_the_call_and_the_wake_up() -> None:
+    run = run_text(f"""
+name: sleep-cost
+{machine(1, sleep="40us")}
+functions:
+  nap: [{{sleep: 1ms}}, {{print: awake}}, {{sleep: 2ms}}, {{print: awake again}}]
+main:
+  - spawn: {{name: c, target: nap}}
+  - join: c
+""")
+    started = next(e.t for e in run.states("c") if e.state == "running")
+    outputs = [o.t - started for o in run.outputs("c")]
+    assert outputs == [MS + 40 * US, 3 * MS + 2 * 40 * US]
+    # Charged as CPU time once awake: the child runs 40 us after each sleep.
+    slept = run.intervals("c", "blocked")
+    assert [(b - a, reason) for a, b, reason in slept] == [(MS, "sleep"), (2 * MS, "sleep")]

@@ -131,6 +131,8 @@ machine:
     pool_result_cold: 27us
     pool_maintain_cold: 28us
     pool_wake_cold: 29us
+    first_thread_start: 30us
+    sleep: 31us
 main: []
 """
 
@@ -188,6 +190,8 @@ def test_every_machine_key_maps_to_its_field() -> None:
             pool_result_cold_ns=27 * US,
             pool_maintain_cold_ns=28 * US,
             pool_wake_cold_ns=29 * US,
+            first_thread_start_ns=30 * US,
+            sleep_ns=31 * US,
         ),
     )
 

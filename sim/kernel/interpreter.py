@@ -115,6 +115,8 @@ class Interpreter:
         duration = p.draw(op.duration, task.rng)
         yield from self.scheduler.work(task, 0)
         yield from self.scheduler.block(task, "sleep", self.env.timeout(duration))
+        if duration > 0:  # the call and its wake-up, charged once awake
+            yield from self.scheduler.work(task, self.scenario.machine.costs.sleep_ns)
 
     def _print_ns(self, task: Task) -> int:
         costs = self.scenario.machine.costs

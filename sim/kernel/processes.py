@@ -342,7 +342,18 @@ class Processes:
             task.process, op.name, "thread", body, op.daemon, task.name, op.target
         )
         self.threads[op.name] = thread
-        yield from self.scheduler.work(task, self.scenario.machine.costs.thread_start_ns)
+        yield from self.scheduler.work(task, self.thread_start_ns(task))
+
+    def thread_start_ns(self, task: Task) -> int:
+        """What `Thread.start()` costs `task`: `thread_start`, and `first_thread_start`
+        more for its process's first (the new thread's code and the process's
+        threading state touched for the first time)."""
+        costs = self.scenario.machine.costs
+        made = task.process.calls_made
+        if "thread_start" in made:
+            return costs.thread_start_ns
+        made.add("thread_start")
+        return costs.thread_start_ns + costs.first_thread_start_ns
 
     def is_alive(self, name: str) -> bool:
         thread = self.threads.get(name)

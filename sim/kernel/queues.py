@@ -121,7 +121,7 @@ class SimQueue:
         starts_feeder = id(task.process) not in self.feeders
         feeder = self._feeder_of(task)
         if starts_feeder:  # the first put starts the feeder thread, and waits for it
-            yield from rt.scheduler.work(task, rt.costs.thread_start_ns)
+            yield from rt.scheduler.work(task, rt.processes.thread_start_ns(task))
         feeder.buffer.append(message)
         assert feeder.idle is not None
         feeder.idle.wake_one()

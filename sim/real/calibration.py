@@ -27,7 +27,11 @@ process does not move it. What each one times, and how it maps onto the model:
   `first_feed`, what a feeder's first item takes more, from the put's return
   to the return of a get waiting for it, than a later item; `first_job`, what
   a pool worker's first job (an empty function of the scenario) costs it more
-  than a later one;
+  than a later one; `first_thread_start`, what the child's first `thread` step
+  takes more wall time than a later one (the child starts its threads before
+  its first put, so that its feeder's start is not its first); `sleep`, the CPU
+  time of a 5 ms `sleep` step (the call and the wake-up: more after a longer
+  sleep, measured 40–50 µs after 2 ms and 135 µs after 10 ms);
 - Queue: `feeder_latency`, put→get of a small item into a consumer already
   waiting, less the CPU time of the bare `put()` it was timed from (the model
   charges the rest to the feeder thread); `per_byte`, half the slope of that
@@ -123,6 +127,7 @@ RR_SYSCTL = "/proc/sys/kernel/sched_rr_timeslice_ms"
 POOL_TASKS = 4_000
 SPAWN_CHILDREN = 8
 CALLS = 12  # of each kind, in the calls run
+CALL_SLEEP_NS = 5_000_000  # the calls run's timed sleeps (its puts are spaced by 2 ms ones)
 POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
@@ -341,7 +346,7 @@ def _measure(report: Progress) -> MachineProfile:
         "pipe_send_ns": calls["send"],
         "pipe_recv_ns": calls["recv"],
         "first_get_ns": max(0, calls["first_get"] - calls["get"]),
-        # A first put also starts the Queue's feeder thread, which thread_start is.
+        # A child's first put also starts the Queue's feeder, not its first thread.
         "first_put_ns": max(0, calls["first_put"] - calls["put"] - thread_start_ns),
         "first_send_ns": max(0, calls["first_send"] - calls["send"]),
         "first_recv_ns": max(0, calls["first_recv"] - calls["recv"]),
@@ -349,6 +354,8 @@ def _measure(report: Progress) -> MachineProfile:
         # The feeder's first item: its put-to-get time, less a later item's.
         "first_feed_ns": max(0, calls["first_feed"] - calls["feed"]),
         "first_job_ns": max(0, calls["first_job"] - calls["job"]),
+        # Measured in a child, where a later one takes about as long as in this process.
+        "first_thread_start_ns": max(0, calls["first_thread_start"] - calls["thread_start"]),
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
         # As the executor runs a scenario's job (`pool_job`, its result's bytes),
@@ -374,6 +381,7 @@ def _measure(report: Progress) -> MachineProfile:
         "gil_switch_interval_ns": round(sys.getswitchinterval() * 1e9),
         "gil_turn_ns": turn_ns,
         "print_ns": calls["print"],
+        "sleep_ns": calls["sleep"],
         "thread_start_ns": thread_start_ns,
         "wake_up_ns": wake_ns,
     }
@@ -640,25 +648,28 @@ def _spawn_run() -> dict[str, int]:
 
 
 # A child's calls, as the executor makes them: main puts CALLS items into a Queue
-# and sends CALLS messages down a Pipe, then starts a child that gets and
-# receives them (all there already: no call waits), puts as many back one every
-# 2 ms (main waits for each in get()), then as many into a third Queue back to
-# back, sends as many back and prints as many lines; last, main applies an empty
-# function CALLS times to a Pool of one worker. Each op's CPU time is read on
-# its task's thread clock, and its end on the monotonic clock; each process
-# prints its own when its code ends, the worker each job's CPU time.
+# and sends CALLS messages down a Pipe, then starts a child that starts CALLS
+# threads one after another (each does nothing), gets and receives them (all
+# there already: no call waits), puts as many back one every 2 ms (main waits
+# for each in get()), then as many into a third Queue back to back, sends as
+# many back, prints as many lines and sleeps 5 ms as many times; last, main
+# applies an empty function CALLS times to a Pool of one worker. Each op's CPU
+# time is read on its task's thread clock, its end and its wall time on the
+# monotonic clock; each process prints its own when its code ends, the worker
+# each job's CPU time.
 _CALLS_SCRIPT = (
     _EXECUTOR_SCRIPT
     + """
 def timed(kind):
     run = executor._HANDLERS[kind]
     def handler(interp, op):
-        c0 = time.thread_time_ns()
+        c0, t0 = time.thread_time_ns(), time.monotonic_ns()
         run(interp, op)
         end = time.monotonic_ns()
-        marks.append((kind.__name__, getattr(op, "queue", ""), time.thread_time_ns() - c0, end))
+        cpu = time.thread_time_ns() - c0
+        marks.append((kind.__name__, getattr(op, "queue", ""), cpu, end, end - t0))
     executor._HANDLERS[kind] = handler
-for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print):
+for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print, p.StartThread, p.Sleep):
     timed(kind)
 child_main = executor.child_main
 def timed_child_main(*args):
@@ -700,6 +711,7 @@ def _calls_workload() -> p.Scenario:
             "f": p.FunctionDef(
                 "f",
                 (
+                    *(p.StartThread(name=f"t{i}", target="nothing") for i in range(CALLS)),
                     repeat(p.Get(queue="q")),
                     repeat(p.Recv(end="b")),
                     p.Repeat(
@@ -709,6 +721,7 @@ def _calls_workload() -> p.Scenario:
                     repeat(p.Put(queue="more")),
                     repeat(p.Send(end="b")),
                     repeat(p.Print(text="calibration")),
+                    repeat(p.Sleep(duration=p.Constant(CALL_SLEEP_NS))),
                 ),
             ),
             "nothing": p.FunctionDef("nothing", ()),
@@ -736,10 +749,13 @@ def _calls_run() -> dict[str, int]:
     `feed` and `first_feed`, the time from a put's return to the return of the
     get waiting for its item, for later items and for the first; `job` and
     `first_job`, a pool worker's CPU time in a job of the scenario (an empty
-    function), later and first. A put's cost is timed on the puts made back to
-    back (one after a pause costs more)."""
+    function), later and first; `thread_start` and `first_thread_start`, the
+    wall time of a `thread` step, later and the child's first (it waits until
+    the new thread has run); `sleep`, the CPU time of a 5 ms `sleep` step. A
+    put's cost is timed on the puts made back to back (one after a pause costs
+    more)."""
     out = _run_executor_script(_CALLS_SCRIPT, _calls_workload())
-    marks: dict[str, list[tuple[str, str, int, int]]] = {}
+    marks: dict[str, list[tuple[str, str, int, int, int]]] = {}
     jobs: list[int] = []
     for line in out.decode().splitlines():
         who, _, rest = line.partition(" ")
@@ -748,13 +764,22 @@ def _calls_run() -> dict[str, int]:
         elif who == "job" and rest.isdigit():
             jobs.append(int(rest))
     times: dict[str, list[int]] = {}
-    for kind, queue, ns, _end in marks.get("child", []):
-        if queue != "back":  # the spaced puts: timed for their items' way only
+    starts: list[int] = []
+    sleeps: list[int] = []
+    for kind, queue, ns, _end, wall in marks.get("child", []):
+        if kind == "StartThread":
+            starts.append(wall)
+        elif kind == "Sleep":
+            sleeps.append(ns)
+        elif queue != "back":  # the spaced puts: timed for their items' way only
             times.setdefault(_CALL_KINDS[kind], []).append(ns)
-    spaced = [(ns, end) for kind, queue, ns, end in marks.get("child", []) if queue == "back"]
-    got = [end for kind, queue, _ns, end in marks.get("main", []) if queue == "back"]
+    child = marks.get("child", [])
+    spaced = [(ns, end) for _kind, queue, ns, end, _wall in child if queue == "back"]
+    got = [end for _kind, queue, _ns, end, _wall in marks.get("main", []) if queue == "back"]
     if (
         sorted(times) != sorted(_CALL_KINDS.values())
+        or len(starts) != CALLS
+        or len(sleeps) != 2 * CALLS
         or any(len(v) != CALLS for v in times.values())
         or len(spaced) != CALLS
         or len(got) != CALLS
@@ -772,6 +797,9 @@ def _calls_run() -> dict[str, int]:
     figures["first_feed"] = feeds[0]
     figures["job"] = _median(jobs[2:])
     figures["first_job"] = jobs[0]
+    figures["thread_start"] = _median(starts[2:])
+    figures["first_thread_start"] = starts[0]
+    figures["sleep"] = _median(sleeps[-CALLS + 2 :])  # the 5 ms ones, after the second
     return figures
 
 
