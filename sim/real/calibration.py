@@ -354,7 +354,7 @@ def _measure(report: Progress) -> MachineProfile:
         # The feeder's first item: its put-to-get time, less a later item's.
         "first_feed_ns": max(0, calls["first_feed"] - calls["feed"]),
         "first_job_ns": max(0, calls["first_job"] - calls["job"]),
-        # Measured in a child, where a later one takes about as long as in this process.
+        # The child's first less its later ones: the model adds thread_start to both.
         "first_thread_start_ns": max(0, calls["first_thread_start"] - calls["thread_start"]),
         "pool_create_ns": pool_create_ns,
         "pool_submit_ns": pool["submit"],
