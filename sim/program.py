@@ -581,6 +581,10 @@ class Costs:
     # What the main process runs once its code ends, before it joins its threads
     # and children: the interpreter's shutdown up to multiprocessing's exit function.
     shutdown_ns: int = 400_000
+    # CPU time of a process killed by a signal (terminate(), a daemon at its
+    # parent's exit) before it has exited: the kernel's teardown of its memory
+    # and files, in its main thread.
+    kill_exit_ns: int = 700_000
     # Not CPU time: how long a task given a CPU that was idle waits before it
     # runs (the kernel wakes the CPU, with an interrupt, out of its idle loop).
     wake_up_ns: int = 25_000

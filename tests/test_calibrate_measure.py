@@ -80,6 +80,8 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert 0 < calls["thread_start"] < calls["first_thread_start"] < 50 * MS
     assert costs["first_thread_start_ns"] == calls["first_thread_start"] - calls["thread_start"]
     assert 0 < costs["sleep_ns"] == calls["sleep"] < MS
+    # A child killed in its sleep is torn down on its own CPU time.
+    assert 0 < costs["kill_exit_ns"] < 50 * MS
     # The feeder's share of the latency is reckoned from a bare put().
     bare_put = details["bare_queue_call_ns"]["put"]
     assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)

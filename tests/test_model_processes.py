@@ -40,6 +40,8 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     thread_done = thread_cpu + sleeps["thread_work"]
     # The child runs its start-up, sleeps, then exits.
     child_done = child_cpu + start_up + sleeps["child_work"] + exit_
+    # The daemon, asleep when killed, takes the CPU main leaves to be torn down.
+    daemon_gone = thread_done + costs.kill_exit_ns
     assert [(o.t, o.text) for o in run.outputs("main")] == [(code_done, "main code done")]
     assert run.sequence("main") == [
         (0, "ready", None),
@@ -47,16 +49,20 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
         (main_free, "blocked", "join main.helper"),  # non-daemon threads first
         (thread_done, "ready", None),
         (thread_done, "running", None),
-        (thread_done, "blocked", "join child"),  # after SIGTERMing the daemon
+        # It SIGTERMs the daemon and joins it: the kernel tears it down first.
+        (thread_done, "blocked", "join daemon"),
+        (daemon_gone, "ready", None),
+        (daemon_gone, "running", None),
+        (daemon_gone, "blocked", "join child"),
         (child_done, "ready", None),
         (child_done, "running", None),
         (child_done, "terminated", None),
     ]
     daemon = run.end_of("daemon")
-    assert (daemon.t, daemon.exit_code, daemon.cause) == (thread_done, -15, "killed_as_daemon")
+    assert (daemon.t, daemon.exit_code, daemon.cause) == (daemon_gone, -15, "killed_as_daemon")
     # Killed mid-work: it would have run a second (100 x (10 ms + 100 us)).
     assert daemon.t < code_done + 100 * (10 * MS + 100_000)
-    # Right after the thread is joined, in that order, before main waits for the child.
+    # Killed right after the thread is joined, gone before main waits for the child.
     order = [id(e) for e in run.states()]
     helper_end = run.end_of("main.helper")
     assert helper_end.t == thread_done
@@ -380,3 +386,24 @@ main:
     # Charged as CPU time once awake: the child runs 40 us after each sleep.
     slept = run.intervals("c", "blocked")
     assert [(b - a, reason) for a, b, reason in slept] == [(MS, "sleep"), (2 * MS, "sleep")]
+
+
+def test_a_killed_process_is_torn_down_before_its_join_returns() -> None:
+    """terminate() stops the child's code at once; the kernel's teardown of the
+    process (`kill_exit`) then runs on its CPU, and only then has it exited."""
+    run = run_text(f"""
+name: teardown
+{machine(2, kill_exit="300us")}
+functions:
+  work: [{{compute: 10ms}}]
+main:
+  - spawn: {{name: c, target: work}}
+  - sleep: 2ms
+  - terminate: c
+  - join: c
+  - print: joined
+""")
+    end = run.end_of("c")
+    assert (end.t, end.exit_code, end.cause) == (2 * MS + 300 * US, -15, "terminated")
+    assert sum(b - a for a, b, _ in run.intervals("c", "running")) == 2 * MS + 300 * US
+    assert [o.t for o in run.outputs("main")] == [2 * MS + 300 * US]

@@ -133,6 +133,7 @@ machine:
     pool_wake_cold: 29us
     first_thread_start: 30us
     sleep: 31us
+    kill_exit: 32us
 main: []
 """
 
@@ -192,6 +193,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             pool_wake_cold_ns=29 * US,
             first_thread_start_ns=30 * US,
             sleep_ns=31 * US,
+            kill_exit_ns=32 * US,
         ),
     )
 

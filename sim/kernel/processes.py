@@ -202,9 +202,14 @@ class Processes:
                 yield from self._join_threads(task)
             yield from self.scheduler.work(task, costs.exit_cpu_ns[method] if is_child else 0)
         except simpy.Interrupt as interrupt:
-            if isinstance(interrupt.cause, Killed):
-                return  # whoever killed it recorded its end
-            raise
+            killed = interrupt.cause
+            if not isinstance(killed, Killed):
+                raise
+            if killed.teardown:  # the kernel tears the process down, then it is gone
+                yield from self.scheduler.work(task, costs.kill_exit_ns)
+                self.scheduler.terminate(task, killed.exit_code, killed.cause)
+                proc.ended.succeed()
+            return  # otherwise whoever killed it recorded its end
         if is_process:
             self._finish(proc, code, cause)
         else:
@@ -239,7 +244,7 @@ class Processes:
                 yield from self.scheduler.work(task, 0)
                 self.kill_process(child, "killed_as_daemon")
         for child in proc.children:
-            if child.alive:
+            if child.started and not child.ended.triggered:  # a daemon may be dying still
                 yield from self._wait_for(
                     task, f"join {child.name}", child.ended, set(child.live_tasks())
                 )
@@ -258,16 +263,22 @@ class Processes:
         proc.ended.succeed()
 
     def kill_process(self, proc: SimProcess, cause: Cause, exit_code: int = -15) -> None:
-        """SIGTERM: every task of the process ends at once; no exit sequence runs
-        (so its own children are orphaned and go on, as on Linux)."""
+        """SIGTERM: the process's code stops at once and no exit sequence runs (so
+        its own children are orphaned and go on, as on Linux); its threads end,
+        and its main thread runs the kernel's teardown of the process
+        (`kill_exit`) before the process has exited."""
         if not proc.alive:
             return
         proc.exit_code = exit_code
         self.finalizers.pop(id(proc), None)
         for thread in proc.threads:
             self.scheduler.kill(thread, None, cause)
-        if proc.main_task is not None:
-            self.scheduler.kill(proc.main_task, exit_code, cause)
+        main = proc.main_task
+        torn_down = self.scenario.machine.costs.kill_exit_ns > 0
+        if main is not None and torn_down and self.scheduler.doom(main, exit_code, cause):
+            return  # it ends, and `ended` succeeds, once torn down
+        if main is not None:
+            self.scheduler.kill(main, exit_code, cause)
         proc.ended.succeed()
 
     def _wait_for(

@@ -555,6 +555,18 @@ class Scheduler:
         task.ended.succeed()
         self._refill_soon()
 
+    def doom(self, task: Task, exit_code: int, cause: Cause) -> bool:
+        """Unwind a task's program because its process was killed, leaving it to
+        run the process's teardown before it ends (see `Killed.teardown`).
+        False if its program cannot be interrupted now: `kill` it instead."""
+        process = task.sim_process
+        if process is None or not process.is_alive or process is self.env.active_process:
+            return False
+        if task.state == "running":
+            self.account(task)
+        process.interrupt(Killed(cause, exit_code, teardown=True))
+        return True
+
     def kill(self, task: Task, exit_code: int | None, cause: Cause) -> None:
         """End a task from outside, whatever state it is in, and unwind its program."""
         if not task.alive:

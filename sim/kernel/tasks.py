@@ -22,10 +22,13 @@ class Preempted:
 
 @dataclass(frozen=True)
 class Killed:
-    """Interrupt cause: the task's process was killed (SIGTERM); unwind at once."""
+    """Interrupt cause: the task's process was killed (SIGTERM); unwind at once.
+    `teardown`: the task is its process's main thread, which the kernel's
+    teardown of the process still runs in (`Costs.kill_exit_ns`) before it ends."""
 
     cause: Cause
     exit_code: int
+    teardown: bool = False
 
 
 class ProgramExit(Exception):

@@ -61,7 +61,9 @@ class WaitQueue:
     def wake_one(self) -> Task | None:
         while self.waiting:
             task, event = self.waiting.popleft()
-            if self.env.fire(event, True):
+            # A task killed this instant is still queued until its interrupt is
+            # handled: it must not be handed what it waited for (a GIL, a lock).
+            if task.alive and self.env.fire(event, True):
                 return task
         return None
 

@@ -65,6 +65,9 @@ process does not move it. What each one times, and how it maps onto the model:
   worker has waited that long before its step, and runs it cold (the caller's
   part, `pool_wake_cold`, is its CPU time per apply less a busy pool's
   `pool_submit`);
+- `kill_exit`: the executor runs a scenario whose main spawns children that
+  sleep, and terminates and joins each: a child's CPU time from just before
+  the SIGTERM to its becoming a zombie (the kernel's teardown of the process);
 - context switch: a one-byte ping-pong between two processes pinned to one
   CPU, less the same writes and reads done without switching;
 - `wake_up`: the same ping-pong between two processes pinned to two CPUs, each
@@ -134,6 +137,7 @@ SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
 COLD_APPLIES, COLD_WORKERS = 20, 2  # apply() of SLOW_TASK_NS tasks: every step waits
 PINGS = 3_000
 THREAD_STARTS = 200
+KILLS = 8  # processes SIGTERMed while they sleep, their teardown timed
 SPIN_NS = 200_000_000
 GAP_NS = 30_000  # a pause longer than this in a spinning loop means another task ran
 
@@ -253,6 +257,7 @@ def _measure(report: Progress) -> MachineProfile:
         ("Pool creation", 0.05, _pool_create),
         ("Pool worker handler's turns", 0.1, _gil_turn),
         ("thread start", 0.02, _thread_start),
+        ("a killed process's teardown", 0.03, _kill_exit),
         ("context switch", 0.05, _context_switch),
         ("wake-up of an idle CPU", 0.05, _wake_up),
         ("fair scheduler slice", 0.1, functools.partial(_fair_slice, True)),
@@ -282,6 +287,7 @@ def _measure(report: Progress) -> MachineProfile:
         created,
         turn_ns,
         thread_start_ns,
+        kill_exit_ns,
     ) = results[len(methods) : -5]
     pool_wall_ns, pool_create_cpu_ns, pool_worker_start_ns = created
     (switch_ns, ping_ns), (wake_ns, cross_ping_ns), slice_ns, tick_ns, rr_ns = results[-5:]
@@ -383,6 +389,7 @@ def _measure(report: Progress) -> MachineProfile:
         "print_ns": calls["print"],
         "sleep_ns": calls["sleep"],
         "thread_start_ns": thread_start_ns,
+        "kill_exit_ns": kill_exit_ns,
         "wake_up_ns": wake_ns,
     }
     profile = MachineProfile(
@@ -951,6 +958,71 @@ def _gil_turn() -> int:
 
 def _idle() -> None:
     """The target of the threads whose start is timed."""
+
+
+# A killed process's teardown, as in a real run: the executor runs a scenario
+# whose main spawns KILLS children one after another, each sleeping, and
+# terminates and joins each; the child's CPU time is read from /proc just
+# before the SIGTERM and again once it is a zombie (torn down, not yet reaped).
+_KILL_SCRIPT = (
+    _EXECUTOR_SCRIPT
+    + """
+def cpu(pid):
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+def zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+terminate = executor._HANDLERS[p.Terminate]
+def timed_terminate(interp, op):
+    pid = interp.children[op.name].pid
+    before = cpu(pid)
+    terminate(interp, op)
+    deadline = time.monotonic() + 5
+    while not zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    marks.append(cpu(pid) - before)
+executor._HANDLERS[p.Terminate] = timed_terminate
+executor.run(spec)
+print(json.dumps(marks))
+"""
+)
+
+
+def _kill_workload() -> p.Scenario:
+    ops: list[p.Op] = []
+    for i in range(KILLS):
+        name = f"k{i}"
+        ops += [
+            p.Spawn(name=name, target="sleeper"),
+            p.Sleep(duration=p.Constant(20_000_000)),  # it is asleep by then
+            p.Terminate(name=name),
+            p.Join(names=(name,)),
+        ]
+    return p.Scenario(
+        name="calibration-kills",
+        description="",
+        seed=0,
+        machine=p.Machine(),
+        objects={},
+        functions={
+            "sleeper": p.FunctionDef("sleeper", (p.Sleep(duration=p.Constant(60 * 10**9)),))
+        },
+        main=tuple(ops),
+    )
+
+
+def _kill_exit() -> int:
+    """CPU time a child SIGTERMed while it sleeps runs before it has exited (the
+    kernel tears its memory and files down in its main thread)."""
+    out = _run_executor_script(_KILL_SCRIPT, _kill_workload())
+    samples = json.loads(out.decode().splitlines()[-1])
+    if len(samples) != KILLS:
+        raise CalibrationError(f"the kill run recorded {samples!r}")
+    return _median(samples)
 
 
 def _thread_start() -> int:
