@@ -156,6 +156,10 @@ class Run:
             out.append((entered.t, self.end.t, entered.reason))
         return out
 
+    def time_in(self, task: str, state: str) -> int:
+        """How long `task` spent in `state` in all."""
+        return sum(end - start for start, end, _ in self.intervals(task, state))
+
     def state_at(self, task: str, t: int) -> StateChanged | None:
         """The last state `task` entered at or before `t` (after every change at `t`)."""
         current = None

@@ -351,13 +351,10 @@ main:
   - join_pool: p
 """)
 
-    def running(task: str) -> int:
-        return sum(b - a for a, b, _ in run.intervals(task, "running"))
-
     # Three tasks, then a sentinel each for the result handler and the worker (free).
-    assert running("main.p.task_handler") == 3 * 30 * US
+    assert run.time_in("main.p.task_handler", "running") == 3 * 30 * US
     # A turn at its start, and one for each of the three results.
-    assert running("main.p.worker_handler") == 4 * 50 * US
+    assert run.time_in("main.p.worker_handler", "running") == 4 * 50 * US
 
 
 def test_a_step_after_a_wait_of_a_millisecond_runs_cold() -> None:
@@ -387,12 +384,9 @@ main:
   - join_pool: p
 """)
 
-    def running(task: str) -> int:
-        return sum(b - a for a, b, _ in run.intervals(task, "running"))
-
-    assert running("main.p.task_handler") == 100 * US + 5 * US
+    assert run.time_in("main.p.task_handler", "running") == 100 * US + 5 * US
     # The first task, cold; the second, then the sentinel, each there already.
-    assert running("p.worker1") == 300 * US + MS + 10 * US + MS + 10 * US
+    assert run.time_in("p.worker1", "running") == 300 * US + MS + 10 * US + MS + 10 * US
 
 
 def test_an_apply_after_a_long_task_runs_the_result_path_cold() -> None:
@@ -411,12 +405,9 @@ main:
   - join_pool: p
 """)
 
-    def running(task: str) -> int:
-        return sum(b - a for a, b, _ in run.intervals(task, "running"))
-
-    assert running("main.p.result_handler") == 200 * US
-    assert running("main.p.worker_handler") == 400 * US
-    assert running("main") == 50 * US
+    assert run.time_in("main.p.result_handler", "running") == 200 * US
+    assert run.time_in("main.p.worker_handler", "running") == 400 * US
+    assert run.time_in("main", "running") == 50 * US
     finished = run.jobs("finish")[0].t
     # The three share main's GIL: the caller has its result once all have run.
     assert run.jobs("result")[0].t == finished + 650 * US

@@ -98,8 +98,7 @@ main:
         (0, "running", None),
         (costs.first_get_ns, "blocked", "q.get"),
     ]
-    running = sum(end - start for start, end, _ in run.intervals("c", "running"))
-    assert running == costs.first_get_ns + 2 * costs.queue_get_ns
+    assert run.time_in("c", "running") == costs.first_get_ns + 2 * costs.queue_get_ns
 
 
 def test_a_feeders_first_item_costs_it_first_feed_more() -> None:

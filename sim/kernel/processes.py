@@ -360,11 +360,8 @@ class Processes:
         more for its process's first (the new thread's code and the process's
         threading state touched for the first time)."""
         costs = self.scenario.machine.costs
-        made = task.process.calls_made
-        if "thread_start" in made:
-            return costs.thread_start_ns
-        made.add("thread_start")
-        return costs.thread_start_ns + costs.first_thread_start_ns
+        first = task.process.first_call("thread_start")
+        return costs.thread_start_ns + (costs.first_thread_start_ns if first else 0)
 
     def is_alive(self, name: str) -> bool:
         thread = self.threads.get(name)

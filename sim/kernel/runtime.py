@@ -44,11 +44,7 @@ class Runtime:
 
     def first_call_ns(self, task: Task, kind: str, first_ns: int) -> int:
         """`first_ns` if this is the first `kind` call of the task's process, else 0."""
-        made = task.process.calls_made
-        if kind in made:
-            return 0
-        made.add(kind)
-        return first_ns
+        return first_ns if task.process.first_call(kind) else 0
 
     def able_to(self, *actions: Action) -> Callable[[], set[Task]]:
         """Who could end a wait: the live tasks whose programs do one of `actions`."""

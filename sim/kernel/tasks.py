@@ -152,12 +152,20 @@ class SimProcess:
     # Whether its interpreter has imported the start method's Popen module (a
     # forked child inherits the import of the parent that started it).
     popen_imported: bool = False
-    # The kinds of call (get, put, send, recv, print) it has made: the first costs more.
+    # The kinds of call (get, put, send, recv, print, thread_start) it has made:
+    # the first costs more.
     calls_made: set[str] = field(default_factory=set)
 
     @property
     def alive(self) -> bool:
         return self.started and self.exit_code is None
+
+    def first_call(self, kind: str) -> bool:
+        """Whether this is the process's first call of `kind` (and note that it was)."""
+        if kind in self.calls_made:
+            return False
+        self.calls_made.add(kind)
+        return True
 
     def live_tasks(self) -> list[Task]:
         tasks = [self.main_task] if self.main_task is not None else []
