@@ -3,6 +3,7 @@ Whatever happens, no process of the run is left and no half-written file."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from sim.program import Constant, FunctionDef, Join, Machine, Scenario, Sleep, Spawn
 from sim.real import RealRunError, run_scenario, trace_program
 from sim.real.runtime.recorder import RUN_ENV
+from sim.real.watch import DeadlockWatch
 from tests.real_checks import load_checked, stray_children
 
 pytestmark = pytest.mark.real
@@ -59,6 +61,36 @@ def test_a_run_past_its_timeout_is_stopped_and_says_what_waited(tmp_path: Path) 
     # comes after the interpreter has started (0.1 s and more on a busy machine).
     assert 0.5e9 < trace.end.t < 3e9
     assert stray_children() == []
+
+
+def test_the_deadlock_watch_leaves_a_short_run_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each look reads /proc for every thread of the run, on the CPUs the run is
+    # measured on; a run shorter than the watch's period is never looked at,
+    # and a longer one is, a few times.
+    looks: list[int] = []
+    original = DeadlockWatch.check
+
+    def counted(self: DeadlockWatch, root_pid: int, now_ns: int) -> bool:
+        looks.append(now_ns)
+        return original(self, root_pid, now_ns)
+
+    monkeypatch.setattr(DeadlockWatch, "check", counted)
+
+    def napping(ns: int) -> Scenario:
+        nap = FunctionDef("nap", (Sleep(duration=Constant(ns)),))
+        main = (Spawn(name="napper", target="nap"), Join(names=("napper",)))
+        return Scenario(
+            name="nap", description="", seed=1, machine=Machine(cpus=2), objects={},
+            functions={"nap": nap}, main=main,
+        )  # fmt: skip
+
+    assert run_scenario(napping(1_000_000), tmp_path / "short.jsonl", kernel="off").exit_code == 0
+    assert looks == []
+    assert run_scenario(napping(900_000_000), tmp_path / "long.jsonl", kernel="off").exit_code == 0
+    assert len(looks) >= 3
+    assert min(b - a for a, b in itertools.pairwise(looks)) >= 100_000_000
 
 
 def test_ctrl_c_stops_the_run_and_keeps_a_trace_marked_interrupted(tmp_path: Path) -> None:

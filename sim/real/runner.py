@@ -44,7 +44,12 @@ from sim.trace import End, EndStatus, Header, TraceWriter
 
 KernelMode = Literal["auto", "on", "off"]
 EXIT_CODES: dict[EndStatus, int] = {"complete": 0, "deadlock": 3, "timeout": 4, "interrupted": 130}
-_POLL_S = 0.05
+_POLL_S = 0.05  # how soon Ctrl-C and the timeout are acted on
+# How often the deadlock watch looks at the run's threads in /proc: each look
+# costs the supervisor 0.5-1 ms of CPU on the CPUs the run is measured on, and
+# a verdict needs half a second of stillness anyway. A run shorter than this
+# is never looked at.
+_WATCH_EVERY_NS = 125_000_000
 _LEFTOVER_S = 2.0  # how long processes of a finished run get to exit on their own
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 
@@ -197,14 +202,17 @@ def _supervise(
     threading.Thread(target=waiter, name="procsim-wait", daemon=True).start()
     deadline = None if timeout_s is None else time.monotonic_ns() + int(timeout_s * 1e9)
     watch = DeadlockWatch(probe_dir, every_wait_seen=scenario_run)
+    look_at = time.monotonic_ns() + _WATCH_EVERY_NS
     while not exited.wait(_POLL_S):
         now = time.monotonic_ns()
         if stop.is_set():
             return _Outcome("interrupted", now)
         if deadline is not None and now >= deadline:
             return _Outcome("timeout", now)
-        if watch.check(proc.pid, now):
-            return _Outcome("deadlock", now)
+        if now >= look_at:
+            look_at = now + _WATCH_EVERY_NS
+            if watch.check(proc.pid, now):
+                return _Outcome("deadlock", now)
     return _Outcome("complete", exit_t[0], proc.returncode, exit_t[0])
 
 

@@ -99,7 +99,7 @@ class DeadlockWatch:
 def _tree(root_pid: int) -> list[int]:
     """The pids of the run's process tree. Linux lists each thread's children in
     /proc; reading only those costs far less than psutil's scan of every
-    process on the machine, which this poll would repeat every 50 ms on the
+    process on the machine, which this poll would repeat every 125 ms on the
     CPUs the run is measured on."""
     pids, todo = [], [root_pid]
     while todo:
