@@ -1,11 +1,13 @@
 """multiprocessing.Queue, JoinableQueue and SimpleQueue.
 
 A Queue is an OS pipe, a reader lock, a writer lock and, when bounded, a
-semaphore of `maxsize` (Lib/multiprocessing/queues.py). `put` blocks only on the
-semaphore; otherwise it appends to a buffer in the putting process and wakes
-that process's feeder thread (started at its first put), which pickles the item
-and writes it to the pipe under the writer lock, blocking while the pipe is
-full. So `put` returns at once and the item reaches readers a little later. `get`
+semaphore of `maxsize` (Lib/multiprocessing/queues.py). `put` waits for room
+only on the semaphore; then it appends to a buffer in the putting process, under the
+lock of the buffer's condition, and wakes that process's feeder thread
+(started at its first put), which pickles the item and writes it to the pipe
+under the writer lock, blocking while the pipe is full. So `put` returns at
+once and the item reaches readers a little later; how the condition's lock
+passes between a producer and its feeder is `ConditionLock`'s. `get`
 takes the reader lock, blocks reading the pipe, releases the semaphore and
 unpickles. At exit a process closes its feeders (finalizer priority 10) and
 joins them (priority -5): data still unwritten holds the process up.
@@ -70,12 +72,44 @@ class Mutex:
             self.waiters.wake_one()
 
 
+class ConditionLock:
+    """The threading.Lock under a Queue's `_notempty` condition, in one process.
+
+    CPython takes a lock with the GIL released, so a thread blocked on this one
+    takes it in the kernel the moment its holder releases it, before it has the
+    GIL back: the holder, carrying on with the GIL, finds it taken at its next
+    acquire. `heir` takes it at its next release without having asked yet (the
+    feeder thread, which blocks on it while the first put's `start()` waits for
+    it to begin)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.owner: Task | None = None
+        self.heir: Task | None = None
+        self.waiters = WaitQueue(rt.env, rt.scheduler)
+
+    def acquire(self, task: Task, reason: str) -> Steps:
+        while self.owner is not None and self.owner is not task:
+            yield from self.waiters.wait(task, reason, self._owners)
+        self.owner = task
+
+    def _owners(self) -> set[Task]:
+        return {self.owner} if self.owner is not None and self.owner.alive else set()
+
+    def release(self) -> None:
+        heir, self.heir = self.heir, None
+        if heir is not None and heir.alive and heir not in self.waiters.tasks():
+            self.owner = heir
+        else:
+            self.owner = self.waiters.wake_one() if self.waiters.waiting else None
+
+
 @dataclass(eq=False)
 class Feeder:
+    lock: ConditionLock
+    idle: WaitQueue
     task: Task | None = None
     buffer: deque[Message] = field(default_factory=deque)
     closed: bool = False
-    idle: WaitQueue | None = None
 
 
 class SimQueue:
@@ -120,11 +154,19 @@ class SimQueue:
             self.unfinished += 1
         starts_feeder = id(task.process) not in self.feeders
         feeder = self._feeder_of(task)
-        if starts_feeder:  # the first put starts the feeder thread, and waits for it
+        # `with self._notempty:` If the feeder holds the lock (it took it when this
+        # thread last released it), this thread waits, the GIL goes to the
+        # feeder, which lets go of the lock once it sees the buffer's items, and
+        # writes them while this thread waits for the GIL: a convoy, in which
+        # each put has the feeder write the items of the put before.
+        yield from feeder.lock.acquire(task, f"{self.name}.notempty")
+        if starts_feeder:
+            # start() waits until the new thread runs, and it runs to the lock.
             yield from rt.scheduler.work(task, rt.processes.thread_start_ns(task))
+            feeder.lock.heir = feeder.task
         feeder.buffer.append(message)
-        assert feeder.idle is not None
-        feeder.idle.wake_one()
+        feeder.idle.wake_one()  # notify(): the feeder, if it waits for items
+        feeder.lock.release()
 
     def _feeder_of(self, task: Task) -> Feeder:
         proc = task.process
@@ -132,7 +174,7 @@ class SimQueue:
         if feeder is not None:
             return feeder
         rt = self.rt
-        feeder = Feeder(idle=WaitQueue(rt.env, rt.scheduler))
+        feeder = Feeder(ConditionLock(rt), WaitQueue(rt.env, rt.scheduler))
         self.feeders[id(proc)] = feeder
         feeder.task = rt.processes.new_thread(
             proc,
@@ -143,38 +185,52 @@ class SimQueue:
             task.name,
             self._feeder_program,
         )
-        rt.processes.at_exit(proc, 10, lambda _t: self._close_feeder(feeder))
+        rt.processes.at_exit(proc, 10, lambda t: self._close_feeder(t, feeder))
         rt.processes.at_exit(proc, -5, lambda t: self._join_feeder(t, feeder))
         return feeder
 
     def _feed(self, task: Task, feeder: Feeder) -> Steps:
+        """Queue._feed: take the lock, wait on the condition while the buffer is
+        empty, let go of the lock, then write every item the buffer holds."""
         rt = self.rt
-        assert feeder.idle is not None
         owner = task.process
+        reason = f"{self.name}.feeder"
         first = rt.costs.first_feed_ns  # the new thread's first item touches its code
+        yield from rt.scheduler.work(task, 0)  # Python code: the GIL first
         while True:
-            while not feeder.buffer:
-                if feeder.closed:
-                    return
-                yield from feeder.idle.wait(task, f"{self.name}.feeder", lambda: _tasks_of(owner))
-            message = feeder.buffer.popleft()
-            yield from rt.scheduler.work(
-                task, first + rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
-            )
-            first = 0
-            if not self.wlock.try_acquire(task):
-                yield from self.wlock.acquire(task, f"{self.name}.wlock")
-            reason = f"{self.name}.write"
-            yield from self.channel.write(task, message, reason, self._getters)
-            if self.channel.oversized(message):
-                yield from self.channel.wait_until_taken(task, message, reason, self._getters)
-            self.wlock.release()
+            yield from feeder.lock.acquire(task, reason)
+            while not feeder.buffer and not feeder.closed:
+                feeder.lock.release()  # wait() lets go of it, and takes it back once woken
+                yield from feeder.idle.wait(task, reason, lambda: _tasks_of(owner))
+                yield from rt.scheduler.work(task, 0)
+                yield from feeder.lock.acquire(task, reason)
+            feeder.lock.release()
+            if not feeder.buffer:  # closed, and every item written
+                return
+            while feeder.buffer:
+                message = feeder.buffer.popleft()
+                yield from rt.scheduler.work(
+                    task, first + rt.costs.feeder_latency_ns + rt.pickle_ns(message.size)
+                )
+                first = 0
+                yield from self._write(task, message)
 
-    def _close_feeder(self, feeder: Feeder) -> Steps:
+    def _write(self, task: Task, message: Message) -> Steps:
+        if not self.wlock.try_acquire(task):
+            yield from self.wlock.acquire(task, f"{self.name}.wlock")
+        reason = f"{self.name}.write"
+        yield from self.channel.write(task, message, reason, self._getters)
+        if self.channel.oversized(message):
+            yield from self.channel.wait_until_taken(task, message, reason, self._getters)
+        self.wlock.release()
+
+    def _close_feeder(self, task: Task, feeder: Feeder) -> Steps:
+        """Queue._finalize_close: the sentinel, under the lock."""
+        yield from self.rt.scheduler.work(task, 0)
+        yield from feeder.lock.acquire(task, f"{self.name}.notempty")
         feeder.closed = True
-        assert feeder.idle is not None
         feeder.idle.wake_one()
-        yield from ()
+        feeder.lock.release()
 
     def _join_feeder(self, task: Task, feeder: Feeder) -> Steps:
         thread = feeder.task
