@@ -72,7 +72,7 @@ class Mutex:
             self.waiters.wake_one()
 
 
-class ConditionLock:
+class ConditionLock(Mutex):
     """The threading.Lock under a Queue's `_notempty` condition, in one process.
 
     CPython takes a lock with the GIL released, so a thread blocked on this one
@@ -83,17 +83,18 @@ class ConditionLock:
     it to begin)."""
 
     def __init__(self, rt: Runtime) -> None:
-        self.owner: Task | None = None
+        super().__init__(rt)
         self.heir: Task | None = None
-        self.waiters = WaitQueue(rt.env, rt.scheduler)
 
-    def acquire(self, task: Task, reason: str) -> Steps:
+    def acquire(
+        self, task: Task, reason: str, timeout: int | None = None
+    ) -> Generator[simpy.Event, Any, bool]:
+        """Wait until the lock is this task's: handed to it, or found free."""
+        assert timeout is None, "CPython's feeder and put take it without one"
         while self.owner is not None and self.owner is not task:
             yield from self.waiters.wait(task, reason, self._owners)
         self.owner = task
-
-    def _owners(self) -> set[Task]:
-        return {self.owner} if self.owner is not None and self.owner.alive else set()
+        return True
 
     def release(self) -> None:
         heir, self.heir = self.heir, None
