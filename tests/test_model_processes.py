@@ -280,6 +280,28 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
     assert run.end.t == starts + 2 * 30 * MS + costs.shutdown_ns
 
 
+def test_a_thread_forced_off_the_gil_wins_it_back_at_the_takers_system_call() -> None:
+    # Main computes, holding the GIL; the thread waits for it, and gets it at
+    # each forced switch (every 5 ms). Its print is a system call: main, forced
+    # off just before and waiting again, wins the GIL back there, so the thread
+    # prints one line per switch instead of all five at once.
+    run = run_text(f"""
+name: hot-waiter
+{machine(2)}
+functions:
+  talk:
+    - repeat: {{times: 5, do: [{{print: hello}}]}}
+main:
+  - thread: {{name: t, target: talk}}
+  - compute: 18ms
+  - join: t
+""")
+    printed = [o.t for o in run.outputs("main.t")]
+    assert printed == [5 * MS, 10 * MS, 15 * MS, 18 * MS, 18 * MS]
+    # Main waited for the GIL only while the thread printed (no time at all here).
+    assert run.time_in("main", "running") == 18 * MS
+
+
 def test_a_task_given_an_idle_cpu_runs_after_the_wake_up() -> None:
     """A CPU idle before this instant must be woken (`wake_up`, not CPU time)
     before its task runs; one that a task leaves at this instant switches

@@ -5,7 +5,10 @@ it (blocked, as the kernel sees a futex wait), and after the switch interval (5 
 by default) with no switch it asks the holder to drop it; the holder drops it at
 its next check (at once in the model, or when it next runs if it is not on a
 CPU) and the GIL goes to the longest waiter (FORCE_SWITCHING). A thread that
-blocks in a system call (sleep, a pipe read, a lock wait) releases the GIL.
+blocks in a system call (sleep, a pipe read, a lock wait) releases the GIL; one
+whose system call returns at once takes it straight back, except from the
+thread a forced switch has just taken it from (`hot`), which waits again at
+once and wins it back there (`Scheduler.syscall`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class Gil:
         self._switches = 0  # counts hand-overs, to tell whether one happened meanwhile
         self._switched_at = 0  # when the last hand-over happened
         self._timer_armed = False
+        # The thread the last forced switch took the GIL from, while the thread
+        # it went to holds it: it waits again at once, and wins the GIL back at
+        # that thread's first system call (`hand_back`).
+        self.hot: Task | None = None
 
     def acquire(self, task: Task) -> Generator[simpy.Event, Any, None]:
         """Take the GIL, waiting for it if another thread holds it. On return the
@@ -57,13 +64,28 @@ class Gil:
     def release(self, task: Task) -> None:
         if self.holder is not task:
             return
+        forced = self.drop_requested
         self.drop_requested = False
         self.holder = self.waiters.wake_one() if self.waiters.waiting else None
+        self.hot = task if forced and self.holder is not None else None
         if self.holder is not None:
-            self._switches += 1
-            self._switched_at = self.scheduler.env.now
-            if len(self.waiters):
-                self._arm()
+            self._switched()
+
+    def _switched(self) -> None:
+        self._switches += 1
+        self._switched_at = self.scheduler.env.now
+        if len(self.waiters):
+            self._arm()
+
+    def hand_back(self, task: Task) -> bool:
+        """At a system call of `task`, which took the GIL in a forced switch: the
+        thread forced off, waiting for it again, wins it back (True)."""
+        hot, self.hot = self.hot, None
+        if hot is None or self.holder is not task or not self.waiters.wake(hot):
+            return False
+        self.holder = hot
+        self._switched()
+        return True
 
     def _arm(self, delay: int | None = None) -> None:
         if self._timer_armed:

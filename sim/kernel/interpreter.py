@@ -125,6 +125,7 @@ class Interpreter:
     def _print(self, task: Task, op: p.Print) -> Steps:
         yield from self.scheduler.work(task, self._print_ns(task))
         self.sink.emit(OutputEvent(self.env.now, task.name, op.text))
+        yield from self.scheduler.syscall(task)  # its write to stdout
 
     def _exit(self, task: Task, op: p.Exit) -> Steps:
         yield from self.scheduler.work(task, 0)

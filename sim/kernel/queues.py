@@ -340,6 +340,7 @@ class SimpleQueue:
         if channel.oversized(message):
             yield from channel.wait_until_taken(task, message, reason, self._readers)
         self.wlock.release()
+        yield from scheduler.syscall(task)  # the write
 
     def get(
         self, task: Task, reason: str, cost_ns: int, cold_ns: int
@@ -356,6 +357,8 @@ class SimpleQueue:
         message = self.channel.try_read()
         if message is None:
             message = yield from self.channel.read(task, reason, self._writers)
+        else:
+            yield from rt.scheduler.syscall(task)  # the read, of data already there
         self.rlock.release()
         assert message is not None, "a pool queue is never closed for writing"
         if rt.env.now - began >= p.POOL_COLD_AFTER_NS:

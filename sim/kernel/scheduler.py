@@ -372,6 +372,17 @@ class Scheduler:
         if gil is not None:
             gil.release(task)
 
+    def syscall(self, task: Task) -> Steps:
+        """A system call that returns at once (a pipe write with room, a read of
+        data already there, a print). CPython releases the GIL around it and the
+        caller takes it straight back, unless a thread waiting for it is faster:
+        the thread a forced switch has just taken it from, which waits again at
+        once and wins it back; the caller then waits for the GIL again."""
+        gil = task.process.gil
+        if gil is not None and gil.hot is not None and gil.hand_back(task):
+            self.account(task)
+            yield from self._hold_gil(task, 0)
+
     def _get_cpu_and_gil(self, task: Task, burst: int) -> Steps:
         """Be running and hold the process's GIL; `burst` is what the task will
         run next (the policy may look at it). Leaves `task.remaining` alone: a

@@ -67,6 +67,14 @@ class WaitQueue:
                 return task
         return None
 
+    def wake(self, task: Task) -> bool:
+        """Wake `task` if it waits here (out of turn)."""
+        for entry in self.waiting:
+            if entry[0] is task:
+                self.waiting.remove(entry)
+                return task.alive and self.env.fire(entry[1], True)
+        return False
+
     def wake_all(self) -> None:
         while self.wake_one() is not None:
             pass
