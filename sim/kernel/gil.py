@@ -80,8 +80,11 @@ class Gil:
     def hand_back(self, task: Task) -> bool:
         """At a system call of `task`, which took the GIL in a forced switch: the
         thread forced off, waiting for it again, wins it back (True)."""
-        hot, self.hot = self.hot, None
-        if hot is None or self.holder is not task or not self.waiters.wake(hot):
+        hot = self.hot
+        if hot is None or self.holder is not task:
+            return False
+        self.hot = None
+        if not self.waiters.wake(hot):  # it has died meanwhile
             return False
         self.holder = hot
         self._switched()
