@@ -91,6 +91,7 @@ class SimPipe:
                 yield from channel.wait_until_taken(task, message, reason, readers)
         finally:
             self._leave(task, "send", op.end)
+        yield from rt.scheduler.syscall(task)  # the write
 
     def recv(self, task: Task, op: p.Recv) -> Steps:
         rt = self.rt
@@ -103,6 +104,7 @@ class SimPipe:
             message = yield from self.reads[op.end].read(task, f"{op.end}.recv", writers)
         finally:
             self._leave(task, "recv", op.end)
+        yield from rt.scheduler.syscall(task)  # the read
         if message is None:
             yield from rt.scheduler.work(task, 0)
             if op.on_eof is None:

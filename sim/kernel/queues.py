@@ -224,6 +224,7 @@ class SimQueue:
         if self.channel.oversized(message):
             yield from self.channel.wait_until_taken(task, message, reason, self._getters)
         self.wlock.release()
+        yield from self.rt.scheduler.syscall(task)  # the write
 
     def _close_feeder(self, task: Task, feeder: Feeder) -> Steps:
         """Queue._finalize_close: the sentinel, under the lock."""
@@ -259,6 +260,7 @@ class SimQueue:
             self.rlock.release()
             yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
             return
+        yield from rt.scheduler.syscall(task)  # the read
         # CPython's order: read the bytes, release the semaphore, let go of the
         # reader lock, then unpickle.
         yield from rt.scheduler.work(task, rt.costs.queue_get_ns)
