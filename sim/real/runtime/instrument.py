@@ -606,8 +606,9 @@ def _wrap_bootstrap(orig: Any) -> Any:
 
         self.run = run_probe
         code: int = orig(self, parent_sentinel)
-        _line(f"Z\t{code}\t{cause[0]}")
-        _schedstat()
+        _rec.end_task(f"Z\t{code}\t{cause[0]}")
+        if _cpu_check:
+            _schedstat()
         return code
 
     return _bootstrap

@@ -16,9 +16,13 @@ fork child ~0.1-0.2 ms, mostly copy-on-write faults, as much as the rest of its
 probes together. Until then its records go to the run's shared file
 (`SHARED_NAME`), one `os.write` each (a few µs) to a descriptor opened with
 O_APPEND (one atomic append per write, whatever other processes append), each
-line led by the writer's pid: `pid TAB t TAB tid TAB kind TAB field...`. Before
-each write the descriptor is checked to still be that file (a program may
-close it or reuse its number).
+line led by the writer's pid: `pid TAB t TAB tid TAB kind TAB field...`. The
+descriptor is moved to a number of at least `SHARED_FD_MIN`, which a program
+does not reuse by accident (the kernel gives the lowest free number); if the
+program closes it, the write fails and the child makes its own file. (Checking
+it with `os.fstat` before each write cost a fork child ~30 µs, a third of its
+probes' cost: the first call of a C function that builds a stat_result faults
+in a dozen pages.)
 
 Record kinds (fields after the kind):
   P pid ppid role name daemon    this process begins (role: root or child)
@@ -59,6 +63,7 @@ SHARED_NAME = "tasks.shared"  # not *.rec: its lines start with the writer's pid
 # A child's first records (its beginning, end, a wait or two) go to the shared
 # file; one that records more makes a file of its own.
 SHARED_RECORDS = 8
+SHARED_FD_MIN = 512
 _INITIAL_SIZE = 1 << 20
 
 _now = time.monotonic_ns
@@ -92,8 +97,10 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def _open_shared(directory: str) -> tuple[int, tuple[int, int]]:
-    """The run's shared file, opened for appending, and its identity."""
+def _open_shared(directory: str) -> int:
+    """The run's shared file, opened for appending at a descriptor number of at
+    least `SHARED_FD_MIN` if the process may have one that high; -1 if it
+    cannot be opened."""
     try:
         fd = os.open(
             f"{directory}/{SHARED_NAME}",
@@ -101,9 +108,17 @@ def _open_shared(directory: str) -> tuple[int, tuple[int, int]]:
             0o600,
         )
     except OSError:
-        return -1, (0, 0)
-    st = os.fstat(fd)
-    return fd, (st.st_dev, st.st_ino)
+        return -1
+    try:
+        import fcntl
+    except ImportError:  # no fcntl (Windows): it stays where it is
+        return fd
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, SHARED_FD_MIN)
+    except OSError:  # a descriptor limit below SHARED_FD_MIN
+        return fd
+    os.close(fd)
+    return high
 
 
 class Recorder:
@@ -136,9 +151,9 @@ class Recorder:
         os.register_at_fork(after_in_child=valid.clear)
         os.register_at_fork(after_in_child=deferred.clear)
         self._deferred = deferred
-        self._shared, self._shared_id = _open_shared(directory)
+        self._shared = _open_shared(directory)
         local = _thread_prefix
-        activate, share = self.activate, self._append_shared
+        activate, share = self.activate, self._to_shared
         # The current file's mapping, its write (one C call under the GIL:
         # records never interleave) and the lock for growing it; `retarget`
         # sets them. Closure cells: a list would cost the hot path a lookup.
@@ -169,8 +184,7 @@ class Recorder:
             if not valid:
                 if not deferred:
                     return  # not a task of the program, or not begun yet
-                if deferred[0] > 0 and share(f"{os.getpid()}\t{t}\t{_tid()}\t{body}\n"):
-                    deferred[0] -= 1
+                if share(t, body):
                     return
                 activate()
             try:
@@ -225,23 +239,35 @@ class Recorder:
         threads never make it at once."""
         if self._pid != os.getpid():
             self._deferred[:] = [SHARED_RECORDS]
-        self.line(body)
+        if not self._to_shared(_now(), body):  # end_task(body), one call fewer
+            self.line(body)
+
+    def end_task(self, body: str) -> None:
+        """`line(body)` for a child's first and last records, in one call where
+        `line` would take four to reach the shared file: in a fork child every
+        function called and object touched costs a copy-on-write fault."""
+        if not self._to_shared(_now(), body):
+            self.line(body)
 
     def ensure_file(self) -> None:
         if self._deferred:
             self.activate()
 
-    def _append_shared(self, text: str) -> bool:
-        """Append a complete line to the shared file; False if the descriptor
-        is not that file any more."""
-        data = text.encode("utf-8", "backslashreplace")
+    def _to_shared(self, t: int, body: str) -> bool:
+        """Append a record to the shared file if this process's records still
+        go there; False if they do not or the write fails (the program closed
+        the descriptor)."""
+        deferred = self._deferred
+        if not deferred or deferred[0] <= 0:
+            return False
+        data = f"{os.getpid()}\t{t}\t{_tid()}\t{body}\n".encode("utf-8", "backslashreplace")
         try:
-            st = os.fstat(self._shared)
-            if (st.st_dev, st.st_ino) != self._shared_id:
+            if os.write(self._shared, data) != len(data):
                 return False
-            return os.write(self._shared, data) == len(data)
         except OSError:
             return False
+        deferred[0] -= 1
+        return True
 
     def emit(self, kind: str, *fields: object) -> None:
         self.line("\t".join((kind, *map(str, fields))))
