@@ -239,13 +239,14 @@ class Recorder:
         threads never make it at once."""
         if self._pid != os.getpid():
             self._deferred[:] = [SHARED_RECORDS]
-        if not self._to_shared(_now(), body):  # end_task(body), one call fewer
+        if not self._to_shared(_now(), body):  # as end_task, without its call
             self.line(body)
 
     def end_task(self, body: str) -> None:
-        """`line(body)` for a child's first and last records, in one call where
-        `line` would take four to reach the shared file: in a fork child every
-        function called and object touched costs a copy-on-write fault."""
+        """This process's task ends (`body`: its Z record). `line(body)`, but in
+        one call where `line` takes four to reach the shared file: in a fork
+        child every function called and object touched costs a copy-on-write
+        fault. `begin_task` writes the first record the same way."""
         if not self._to_shared(_now(), body):
             self.line(body)
 
