@@ -581,6 +581,11 @@ class Costs:
     # What the main process runs once its code ends, before it joins its threads
     # and children: the interpreter's shutdown up to multiprocessing's exit function.
     shutdown_ns: int = 400_000
+    # Of a process's exit (`shutdown_ns` for the main process, `exit_cpu_ns` for
+    # a child), what multiprocessing's exit function runs between its two rounds
+    # of finalizers (`active_children()`, its bookkeeping): after a Queue's close
+    # has woken its feeder, before the join of that feeder.
+    exit_function_ns: int = 30_000
     # CPU time of a process killed by a signal (terminate(), a daemon at its
     # parent's exit) before it has exited: the kernel's teardown of its memory
     # and files, in its main thread.

@@ -647,6 +647,7 @@ class CostsModel(Strict):
     thread_start: FixedDuration = _optional()
     first_thread_start: FixedDuration = _optional()
     shutdown: FixedDuration = _optional()
+    exit_function: FixedDuration = _optional()
     kill_exit: FixedDuration = _optional()
     wake_up: FixedDuration = _optional()
 

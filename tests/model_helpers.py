@@ -61,6 +61,7 @@ ZERO_COSTS = {
     "thread_start": "0ns",
     "first_thread_start": "0ns",
     "shutdown": "0ns",
+    "exit_function": "0ns",
     "kill_exit": "0ns",
 }
 

@@ -82,6 +82,9 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert 0 < costs["sleep_ns"] == calls["sleep"] < MS
     # A child killed in its sleep is torn down on its own CPU time.
     assert 0 < costs["kill_exit_ns"] < 50 * MS
+    # Its exit function's work between closing its Queues and joining their
+    # feeders is part of a child's exit.
+    assert 0 < costs["exit_function_ns"] == calls["exit_function"] < exit_["fork"]
     # The feeder's share of the latency is reckoned from a bare put().
     bare_put = details["bare_queue_call_ns"]["put"]
     assert costs["feeder_latency_ns"] == max(0, latency["64"] - bare_put)

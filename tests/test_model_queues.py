@@ -324,3 +324,21 @@ def test_procsim_simulate_exits_3_on_the_queue_deadlock(tmp_path: Path) -> None:
     assert "p2 is blocked on q2.get" in out
     cycle_lines = [line for line in out.splitlines() if "wait-for cycle" in line]
     assert cycle_lines and all("p1" in line and "p2" in line for line in cycle_lines)
+
+
+def test_a_feeder_woken_at_its_process_exit_waits_for_its_cpu() -> None:
+    # The producer's exit wakes its feeder (the Queue's close), runs on for
+    # `exit_function` and only then joins it: the feeder, woken while both CPUs
+    # were busy, waits for the consumer's CPU, and the producer's idles.
+    run = run_file("reference_queue.yaml")
+    costs = run.scenario.machine.costs
+    assert costs.exit_function_ns > 0
+    join = run.first("p2", "blocked", "join p2.q.feeder")
+    woken = join.t - costs.exit_function_ns
+    assert run.sequence("p2.q.feeder")[-3:] == [
+        (woken, "ready", None),
+        (run.end_of("p1").t, "running", None),
+        (run.end_of("p1").t, "terminated", None),
+    ]
+    assert run.state_at("p2", woken) is not None and run.state_at("p2", woken).state == "running"
+    assert run.end_of("p1").t - join.t > 500_000  # the feeder's wait: the consumer's exit

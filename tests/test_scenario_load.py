@@ -134,6 +134,7 @@ machine:
     first_thread_start: 30us
     sleep: 31us
     kill_exit: 32us
+    exit_function: 33us
 main: []
 """
 
@@ -194,6 +195,7 @@ def test_every_machine_key_maps_to_its_field() -> None:
             first_thread_start_ns=30 * US,
             sleep_ns=31 * US,
             kill_exit_ns=32 * US,
+            exit_function_ns=33 * US,
         ),
     )
 

@@ -193,14 +193,18 @@ class Processes:
                 text = f"{error}{where} ({ending})"
                 self.scheduler.sink.emit(WarningEvent(self.env.now, task.name, "exception", text))
                 code, cause = 1, "exception"
+            exit_cpu = costs.exit_cpu_ns[method] if is_child else 0
             if is_process and proc.parent is None:
-                yield from self.scheduler.work(task, costs.shutdown_ns)
+                between = min(costs.exit_function_ns, costs.shutdown_ns)
+                yield from self.scheduler.work(task, costs.shutdown_ns - between)
                 yield from self._join_threads(task)
-                yield from self._exit_function(task)
+                yield from self._exit_function(task, between)
             elif is_process:
-                yield from self._exit_function(task)
+                between = min(costs.exit_function_ns, exit_cpu)
+                exit_cpu -= between
+                yield from self._exit_function(task, between)
                 yield from self._join_threads(task)
-            yield from self.scheduler.work(task, costs.exit_cpu_ns[method] if is_child else 0)
+            yield from self.scheduler.work(task, exit_cpu)
         except simpy.Interrupt as interrupt:
             killed = interrupt.cause
             if not isinstance(killed, Killed):
@@ -233,12 +237,19 @@ class Processes:
             if thread.alive and not thread.daemon:
                 yield from self._wait_for(task, f"join {thread.name}", thread.ended, {thread})
 
-    def _exit_function(self, task: Task) -> Steps:
+    def _exit_function(self, task: Task, between_ns: int) -> Steps:
+        """multiprocessing's exit function: the finalizers of priority 0 and up
+        (a Queue's close, which wakes its feeder), `between_ns` of its own work
+        (`active_children()`), daemon children killed and the others joined,
+        then the other finalizers (the join of a Queue's feeder). A feeder woken
+        while its process still runs finds no CPU free as often as not."""
         proc = task.process
         finalizers = sorted(self.finalizers.pop(id(proc), []), key=lambda f: -f[0])
         for priority, finalizer in finalizers:
             if priority >= 0:
                 yield from finalizer(task)
+        if between_ns:
+            yield from self.scheduler.work(task, between_ns)
         for child in proc.children:
             if child.alive and child.daemon:
                 yield from self.scheduler.work(task, 0)

@@ -32,6 +32,10 @@ process does not move it. What each one times, and how it maps onto the model:
   its first put, so that its feeder's start is not its first); `sleep`, the CPU
   time of a 5 ms `sleep` step (the call and the wake-up: more after a longer
   sleep, measured 40–50 µs after 2 ms and 135 µs after 10 ms);
+  `exit_function`, the CPU time of multiprocessing's exit function between
+  its two rounds of finalizers (`active_children()` and its bookkeeping): from
+  the end of the child's last Queue close, which woke the feeder, to the join
+  of that feeder;
 - Queue: `feeder_latency`, put→get of a small item into a consumer already
   waiting, less the CPU time of the bare `put()` it was timed from (the model
   charges the rest to the feeder thread); `per_byte`, half the slope of that
@@ -344,6 +348,7 @@ def _measure(report: Progress) -> MachineProfile:
         # The first start() in a process imports the start method's Popen module.
         "first_start_ns": spawns["first"],
         "shutdown_ns": start["fork"][6] if "fork" in start else min(f[6] for f in start.values()),
+        "exit_function_ns": calls["exit_function"],
         "queue_put_ns": calls["put"],
         "queue_get_ns": calls["get"],
         # The latency was timed from a bare put(): the rest is the feeder's.
@@ -663,7 +668,8 @@ def _spawn_run() -> dict[str, int]:
 # applies an empty function CALLS times to a Pool of one worker. Each op's CPU
 # time is read on its task's thread clock, its end and its wall time on the
 # monotonic clock; each process prints its own when its code ends, the worker
-# each job's CPU time.
+# each job's CPU time, and the child, in its exit function, the CPU time from
+# closing its Queues (their feeders woken) to joining their feeders.
 _CALLS_SCRIPT = (
     _EXECUTOR_SCRIPT
     + """
@@ -691,6 +697,20 @@ def timed_pool_job(*args):
     print("job", time.thread_time_ns() - c0, flush=True)
     return result
 executor.pool_job = timed_pool_job
+import multiprocessing
+from multiprocessing import queues
+finalize_close, finalize_join = queues.Queue._finalize_close, queues.Queue._finalize_join
+closed = []
+def timed_finalize_close(*args):
+    finalize_close(*args)
+    closed.append(time.thread_time_ns())
+def timed_finalize_join(*args):  # the child's exit function, once it has closed them
+    if closed and multiprocessing.parent_process() is not None:
+        os.write(1, f"exit_function {time.thread_time_ns() - closed[-1]}\\n".encode())
+        del closed[:]
+    finalize_join(*args)
+queues.Queue._finalize_close = staticmethod(timed_finalize_close)
+queues.Queue._finalize_join = staticmethod(timed_finalize_join)
 executor.run(spec)
 print("main", json.dumps(marks), flush=True)
 """
@@ -758,18 +778,21 @@ def _calls_run() -> dict[str, int]:
     `first_job`, a pool worker's CPU time in a job of the scenario (an empty
     function), later and first; `thread_start` and `first_thread_start`, the
     wall time of a `thread` step, later and the child's first (it waits until
-    the new thread has run); `sleep`, the CPU time of a 5 ms `sleep` step. A
+    the new thread has run); `sleep`, the CPU time of a 5 ms `sleep` step;
+    `exit_function`, the child's CPU time in multiprocessing's exit function
+    from the end of its last Queue's close to the join of the first feeder. A
     put's cost is timed on the puts made back to back (one after a pause costs
     more)."""
     out = _run_executor_script(_CALLS_SCRIPT, _calls_workload())
     marks: dict[str, list[tuple[str, str, int, int, int]]] = {}
     jobs: list[int] = []
+    exit_function: list[int] = []
     for line in out.decode().splitlines():
         who, _, rest = line.partition(" ")
         if who in ("child", "main") and rest.startswith("["):
             marks[who] = [tuple(mark) for mark in json.loads(rest)]
-        elif who == "job" and rest.isdigit():
-            jobs.append(int(rest))
+        elif who in ("job", "exit_function") and rest.isdigit():
+            (jobs if who == "job" else exit_function).append(int(rest))
     times: dict[str, list[int]] = {}
     starts: list[int] = []
     sleeps: list[int] = []
@@ -791,6 +814,7 @@ def _calls_run() -> dict[str, int]:
         or len(spaced) != CALLS
         or len(got) != CALLS
         or len(jobs) != CALLS
+        or len(exit_function) != 1
     ):
         raise CalibrationError(f"the calls run recorded {marks!r}")
     figures: dict[str, int] = {}
@@ -807,6 +831,7 @@ def _calls_run() -> dict[str, int]:
     figures["thread_start"] = _median(starts[2:])
     figures["first_thread_start"] = starts[0]
     figures["sleep"] = _median(sleeps[-CALLS + 2 :])  # the 5 ms ones, after the second
+    figures["exit_function"] = exit_function[0]
     return figures
 
 
