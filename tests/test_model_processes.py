@@ -283,6 +283,39 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
     assert run.end.t == starts + 2 * 30 * MS + costs.shutdown_ns
 
 
+def test_a_forced_gil_switch_wakes_the_taker_on_the_other_cpu() -> None:
+    # CPython's dropper wakes the taker, then waits on its CPU until the taker
+    # has the GIL: the kernel places the taker on the other, idle CPU, which
+    # takes `wake_up` to wake; each thread keeps a CPU of its own.
+    run = run_text(f"""
+name: gil-handoff
+{machine(2, wake_up="30us")}
+functions:
+  spin: [{{compute: 12ms}}]
+main:
+  - thread: {{name: t1, target: spin}}
+  - thread: {{name: t2, target: spin}}
+  - join: [t1, t2]
+""")
+    threads = ("main.t1", "main.t2")
+    handoffs = 0
+    for dropper in threads:
+        taker = threads[1 - threads.index(dropper)]
+        for e in run.states(dropper):
+            after = [x for x in run.states(taker) if x.t >= e.t]
+            if e.state != "blocked" or e.reason != "gil" or not after or e.t == 0:
+                continue
+            if after[0].state != "ready" or after[0].t != e.t:
+                continue  # not a hand-over to the other thread at this instant
+            was_on = run.state_at(dropper, e.t - 1)
+            assert was_on is not None and was_on.state == "running"
+            runs = after[1]
+            assert (runs.state, runs.t) == ("running", e.t + 30_000), (dropper, e.t)
+            assert runs.cpu is not None and runs.cpu != was_on.cpu, (dropper, e.t)
+            handoffs += 1
+    assert handoffs >= 4  # a switch every 5 ms while both have work
+
+
 def test_a_thread_forced_off_the_gil_wins_it_back_at_the_takers_system_call() -> None:
     # Main computes, holding the GIL; the thread waits for it, and gets it at
     # each forced switch (every 5 ms). Its print is a system call: main, forced

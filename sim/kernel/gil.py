@@ -68,6 +68,11 @@ class Gil:
         self.drop_requested = False
         self.holder = self.waiters.wake_one() if self.waiters.waiting else None
         self.hot = task if forced and self.holder is not None else None
+        if self.hot is not None and self.holder is not None and task.cpu is not None:
+            # CPython's dropper wakes the taker, then waits on its CPU until the
+            # taker has the GIL: the kernel places the taker while that CPU is busy.
+            self.holder.handed_at = self.scheduler.env.now
+            self.holder.handed_cpu = task.cpu.index
         if self.holder is not None:
             self._switched()
 

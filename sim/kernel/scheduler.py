@@ -198,6 +198,8 @@ class Scheduler:
         on last, and another CPU takes it only once it has not run for
         balance_delay (an idle CPU does not pull a cache-hot task, and the
         kernel balances its queues at the timer tick)."""
+        if task.handed_at == now and task.handed_cpu == index and len(self._idle) > 1:
+            return False  # another idle CPU takes it (see Gil.release)
         return (
             task.last_cpu is None
             or task.last_cpu == index

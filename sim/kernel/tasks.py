@@ -60,6 +60,8 @@ class Task:
         "cpu",
         "daemon",
         "ended",
+        "handed_at",
+        "handed_cpu",
         "in_timer",
         "kind",
         "last_cpu",
@@ -109,6 +111,10 @@ class Task:
         self.last_cpu: int | None = None
         self.left_at = 0
         self.queued_at = 0
+        # When a forced GIL switch handed it the GIL, and the CPU of the thread
+        # it took it from, which was still on that CPU as it woke this one.
+        self.handed_at = -1
+        self.handed_cpu: int | None = None
         self.wake: simpy.Event | None = None
         self.sim_process: simpy.Process | None = None
         self.ended = ended  # succeeds when the task has terminated
