@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import program as p
 from sim.kernel import simulate
 from sim.policies import POLICIES
+from sim.scenario import load_scenario
 from sim.trace import Event, MemorySink, StateChanged
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 MS = 1_000_000
 ALLOWED = {
@@ -161,3 +166,58 @@ def test_no_cpu_idles_while_a_task_is_ready(scenario: p.Scenario) -> None:
             placed_on = last_cpu[task] if task in last_cpu else next(iter(busy), None)
             waits_for_its_cpu = per_cpu and placed_on in busy and change.t - left_at[task] < delay
             assert waits_for_its_cpu, (change.t, task, ready, cpu_of)
+
+
+def taken_off_and_moved_early(events: list[StateChanged], delay: int) -> list[StateChanged]:
+    """The runs of tasks taken off their CPU while ready (preempted, or their
+    slice over) on another CPU before the balance delay had passed."""
+    on: dict[str, int] = {}  # running task -> its CPU
+    off: dict[str, tuple[int, int]] = {}  # task taken off -> (its CPU, when)
+    early = []
+    for change in events:
+        if change.state == "running":
+            assert change.cpu is not None
+            if change.task in off:
+                cpu, t = off.pop(change.task)
+                if change.cpu != cpu and change.t - t < delay:
+                    early.append(change)
+            on[change.task] = change.cpu
+        elif change.state == "ready" and change.task in on:
+            off[change.task] = (on.pop(change.task), change.t)
+        else:
+            on.pop(change.task, None)
+            off.pop(change.task, None)
+    return early
+
+
+@settings(max_examples=300, deadline=None)
+@given(workloads())
+def test_a_task_taken_off_its_cpu_waits_for_it_until_the_balance_delay(
+    scenario: p.Scenario,
+) -> None:
+    """Under `linux`'s per-CPU queues a task taken off its CPU while ready
+    (preempted, or its slice over) stays in that CPU's queue: it runs next on
+    that CPU, or on another only once it has not run for the balance delay.
+    The kernel moves no cache-hot task at once, whatever idles; only a task
+    waking up may take another idle CPU straight away."""
+    delay = scenario.machine.settings.linux_balance_delay_ns
+    if scenario.machine.policy == "linux" and delay > 0:
+        assert taken_off_and_moved_early(states(run(scenario)), delay) == []
+
+
+LINUX_SCENARIOS = sorted(
+    path.name for path in SCENARIOS.glob("*.yaml") if load_scenario(path).machine.policy == "linux"
+)
+
+
+@pytest.mark.parametrize("name", LINUX_SCENARIOS)
+def test_no_shipped_scenario_moves_a_task_taken_off_its_cpu_early(name: str) -> None:
+    # As `procsim simulate` runs them, with the shipped profile: in
+    # reference_joinable_queue the feeder preempts the consumer while the
+    # producer's CPU idles, and the consumer must wait for its own CPU.
+    scenario = load_scenario(SCENARIOS / name)
+    delay = scenario.machine.settings.linux_balance_delay_ns
+    sink = MemorySink()
+    simulate(scenario, sink)
+    events = [e for e in sink.events if isinstance(e, StateChanged)]
+    assert taken_off_and_moved_early(events, delay) == []

@@ -193,11 +193,13 @@ class Scheduler:
         child.left_at = self.env.now
 
     def _may_run_on(self, index: int, now: int, task: Task) -> bool:
-        """Linux's placement, simplified: a task becoming ready takes an idle CPU
-        if there is one then; otherwise it waits in the queue of the CPU it ran
-        on last, and another CPU takes it only once it has not run for
-        balance_delay (an idle CPU does not pull a cache-hot task, and the
-        kernel balances its queues at the timer tick)."""
+        """Linux's placement, simplified: a task waking up (or new) takes an
+        idle CPU if there is one then; otherwise it waits in the queue of the
+        CPU it ran on last, and another CPU takes it only once it has not run
+        for balance_delay (an idle CPU does not pull a cache-hot task, and the
+        kernel balances its queues at the timer tick). So does a task taken off
+        its CPU (preempted, its slice over), whatever idles: the kernel chooses
+        a CPU for a task only as it wakes."""
         if task.handed_at == now and task.handed_cpu == index and len(self._idle) > 1:
             return False  # another idle CPU takes it (see Gil.release)
         return (
@@ -284,7 +286,6 @@ class Scheduler:
         self.account(task)
         self._free(task)
         self._set(task, "ready")
-        task.queued_at = self.env.now
         self.policy.add(task, self.env.now, "preempted")
         if task.in_timer and task.sim_process is not None:
             task.sim_process.interrupt(Preempted())
@@ -295,7 +296,6 @@ class Scheduler:
         cpu = task.cpu
         assert cpu is not None
         now = self.env.now
-        task.queued_at = now
         self.policy.add(task, now, "expired")
         if self._balance_delay:
             task.last_cpu, task.left_at = cpu.index, now

@@ -107,7 +107,7 @@ class Task:
         self.cpu: Cpu | None = None
         # The CPU it ran on last and when it left it (the linux policy: while
         # ready, it waits in that CPU's queue until it has not run for the
-        # balance delay), and since when it is ready.
+        # balance delay), and when it last woke up (or was new) and was queued.
         self.last_cpu: int | None = None
         self.left_at = 0
         self.queued_at = 0
