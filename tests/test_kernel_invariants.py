@@ -219,5 +219,4 @@ def test_no_shipped_scenario_moves_a_task_taken_off_its_cpu_early(name: str) -> 
     delay = scenario.machine.settings.linux_balance_delay_ns
     sink = MemorySink()
     simulate(scenario, sink)
-    events = [e for e in sink.events if isinstance(e, StateChanged)]
-    assert taken_off_and_moved_early(events, delay) == []
+    assert taken_off_and_moved_early(states(sink.events), delay) == []

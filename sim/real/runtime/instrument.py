@@ -607,7 +607,7 @@ def _wrap_bootstrap(orig: Any) -> Any:
         self.run = run_probe
         code: int = orig(self, parent_sentinel)
         _rec.end_task(f"Z\t{code}\t{cause[0]}")
-        if _cpu_check:
+        if _cpu_check:  # tested here too: a fork child pays for every call
             _schedstat()
         return code
 
