@@ -63,6 +63,12 @@ def test_names_and_exit_codes_under_every_start_method(method: str, tmp_path: Pa
     assert ends["raiser"] == (1, "exception")
     assert ends["exiter"] == (3, "exit")
     assert ends["crasher"] == (-9, "crashed")
+    # Killed before it could record anything (surely under spawn and forkserver):
+    # its parent's record of its start, written as it collected its exit, names it.
+    assert ends["stillborn"] == (-9, "terminated")
+    created = {e.task: e for e in trace.events if isinstance(e, TaskCreated)}
+    assert (created["stillborn"].parent, created["stillborn"].kind) == ("main", "child")
+    assert ends["unjoined"] == (-9, "crashed")  # collected by is_alive() alone
     warnings = [e for e in trace.events if isinstance(e, WarningEvent) and e.kind == "exception"]
     assert [(w.task, w.text) for w in warnings] == [
         ("raiser", "ValueError: bad input (exit code 1)")

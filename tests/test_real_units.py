@@ -423,6 +423,21 @@ def test_pool_jobs_are_numbered_per_pool_and_workers_wait_between_jobs() -> None
     assert structure_problems(trace) == []
 
 
+def test_a_child_takes_its_start_from_its_first_record() -> None:
+    """Without an S record (its parent records one only for a child that did
+    not end with 0), a child's P says when (t=5) and by which thread (7) of its
+    parent it was started."""
+    records = [
+        _rec(0, 1, 1, "P", 1, 0, "root", "main", 0),
+        _rec(1, 1, 7, "T", "starter", 0, "user", ""),
+        _rec(6, 2, 2, "P", 2, 1, "child", "p1", 0, 5, 7),
+        _rec(8, 2, 2, "Z", 0, "returned"),
+        _rec(9, 1, 1, "R", 2, 0),
+    ]
+    created = {e.task: e for e in _trace(records).events if isinstance(e, TaskCreated)}
+    assert (created["p1"].t, created["p1"].parent) == (5, "main.starter")
+
+
 def test_a_stopped_run_names_what_each_task_was_blocked_on() -> None:
     records = [
         _rec(0, 1, 1, "P", 1, 0, "root", "main", 0),

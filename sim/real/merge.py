@@ -176,10 +176,13 @@ class _Merger:
                 else:
                     task.raw_name = task.raw_name or r.text(3)
                     task.daemon = r.fields[4] == "1"
+                    if len(r.fields) > 6 and r.fields[5]:  # its start() call, in its parent
+                        task.created = r.int(5)
+                        task.parent = (r.int(1), r.int(6))
             elif kind == "S":
                 child = self._proc(r.int(0), r.t)
                 child.created = r.t
-                child.parent = (r.pid, r.tid)
+                child.parent = (r.pid, r.int(4) if len(r.fields) > 4 else r.tid)
                 child.raw_name = r.text(1)
                 child.daemon = r.fields[2] == "1"
                 if len(r.fields) > 3 and r.fields[3]:

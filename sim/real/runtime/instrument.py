@@ -2,7 +2,8 @@
 
 `install()` wraps, in the running interpreter, the places where a task of a
 multiprocessing program starts, blocks, exchanges a message or ends:
-Process start/bootstrap/join/terminate, Thread start/run/join and interpreter
+Process start/bootstrap/join/terminate and the collection of its exit
+status (Popen.poll), Thread start/run/join and interpreter
 shutdown, `time.sleep`, Queue/JoinableQueue/SimpleQueue, Connection byte
 transfers, Lock/RLock/Semaphore/Event/Condition/Barrier, Pool (workers, helper
 threads, submissions, results, callbacks) and `print`. Fork children
@@ -81,6 +82,7 @@ _ASSIGN = r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)"
 _WITH_AS = r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]"
 _patterns: list[re.Pattern[str]] = []  # _ASSIGN and _WITH_AS, once compiled
 PIPE_BUF = 4096
+_STARTED = "_procsim_started"  # on a Process: "t<TAB>tid" of its start() call
 _HANDLERS = ("_handle_workers", "_handle_tasks", "_handle_results")
 
 
@@ -571,13 +573,13 @@ def _wrap_wait(what: str, key_of: Callable[[Any], str], done: Callable[[Any], bo
 
 def _wrap_start(orig: Any) -> Any:
     def start(self: Any) -> None:
-        t = _now()
-        # Formatted before the fork: after it, each page the parent first
-        # writes costs a copy-on-write fault while the child lives.
-        fields = f"{escape(self.name)}\t{1 if self.daemon else 0}\t"
+        # When and by which thread the child is started: its first record (P)
+        # says it. The parent records nothing here, as each page it writes
+        # between two forks costs it a copy-on-write fault: a record cost
+        # ~50 µs a start. It records the start (S) only for a child that may
+        # have ended before its P (see _collected).
+        self.__dict__[_STARTED] = f"{_now()}\t{threading.get_native_id()}"
         orig(self)
-        assert _rec is not None
-        _rec.line_at(t, f"S\t{self.pid}\t{fields}{getattr(self._popen, 'method', '')}")
 
     return start
 
@@ -589,7 +591,10 @@ def _wrap_bootstrap(orig: Any) -> Any:
         _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
         assert _rec is not None
         daemon = 1 if self.daemon else 0
-        _rec.begin_task(f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}")
+        started = self.__dict__.get(_STARTED, "\t")
+        _rec.begin_task(
+            f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}\t{started}"
+        )
         cause = ["exception"]
         run = self.run
 
@@ -614,13 +619,35 @@ def _wrap_bootstrap(orig: Any) -> Any:
     return _bootstrap
 
 
-def _reaped(proc: Any) -> None:
-    """Record a child's exit code once its parent has collected it."""
-    popen = proc.__dict__.get("_popen")
-    if popen is None or popen.returncode is None or popen.__dict__.get("_procsim_reaped"):
-        return
-    popen.__dict__["_procsim_reaped"] = True
-    _emit("R", popen.pid, popen.returncode)
+def _wrap_poll(orig: Any) -> Any:
+    """Popen.poll, where multiprocessing collects a child's exit status,
+    whichever call gets there (join, is_alive, exitcode, active_children)."""
+
+    def poll(self: Any, *args: Any) -> Any:
+        if self.returncode is not None:
+            return self.returncode
+        code = orig(self, *args)
+        if code is not None:
+            _collected(self, code)
+        return code
+
+    return poll
+
+
+def _collected(popen: Any, code: int) -> None:
+    """Record a child's exit code, and, unless it is 0, its start (S, at the
+    time of its start() call): a child killed before its first record (P) has
+    no other. One that ended with 0 ran its bootstrap, which writes P first."""
+    if code != 0:
+        # Still in _children: join, is_alive and active_children drop it after
+        # the poll. A copy: another thread may start a process meanwhile.
+        for proc in tuple(getattr(mp_process, "_children", ())):
+            if proc._popen is popen and _STARTED in proc.__dict__:
+                t, tid = proc.__dict__[_STARTED].split("\t")
+                method = getattr(popen, "method", "")
+                _emit_at(int(t), "S", popen.pid, escape(proc.name), int(proc.daemon), method, tid)
+                break
+    _emit("R", popen.pid, code)
 
 
 def _wrap_join(orig: Any) -> Any:
@@ -628,31 +655,14 @@ def _wrap_join(orig: Any) -> Any:
         popen = self._popen
         if popen is None or popen.poll() is not None:
             orig(self, timeout)
-            _reaped(self)
             return
         recorded = begin("join", popen.pid, timeout is not None)
         try:
             orig(self, timeout)
         finally:
             end(recorded)
-        _reaped(self)
 
     return join
-
-
-def _wrap_cleanup(orig: Any) -> Any:
-    """`active_children()` (how the exit function finds the children to kill
-    and join) drops the dead ones without joining them: record those here."""
-
-    def _cleanup() -> None:
-        before = list(getattr(mp_process, "_children", ()))
-        orig()
-        children = getattr(mp_process, "_children", ())
-        for proc in before:
-            if proc not in children:
-                _reaped(proc)
-
-    return _cleanup
 
 
 def _signal_context() -> str:
@@ -1150,7 +1160,13 @@ def _patch_synchronize(mp_sync: Any) -> None:
 
 
 def _patch_popen_fork(mp_popen_fork: Any) -> None:
+    """The spawn start method's Popen inherits these."""
     _patch(mp_popen_fork.Popen, "_send_signal", _wrap_send_signal)
+    _patch(mp_popen_fork.Popen, "poll", _wrap_poll)
+
+
+def _patch_popen_forkserver(mp_popen_forkserver: Any) -> None:
+    _patch(mp_popen_forkserver.Popen, "poll", _wrap_poll)
 
 
 def _patch_pool(mp_pool: Any) -> None:
@@ -1235,13 +1251,13 @@ def install(directory: str, root: bool) -> Recorder:
     _when_imported("multiprocessing.queues", _patch_queues)
     _when_imported("multiprocessing.synchronize", _patch_synchronize)
     _when_imported("multiprocessing.popen_fork", _patch_popen_fork)
+    _when_imported("multiprocessing.popen_forkserver", _patch_popen_forkserver)
     _when_imported("multiprocessing.pool", _patch_pool)
 
     base = mp_process.BaseProcess
     _patch(base, "start", _wrap_start)
     _patch(base, "_bootstrap", _wrap_bootstrap)
     _patch(base, "join", _wrap_join)
-    _patch(mp_process, "_cleanup", _wrap_cleanup)
 
     _patch(threading.Thread, "start", _wrap_thread_start)
     _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)

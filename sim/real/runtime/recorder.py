@@ -25,9 +25,13 @@ probes' cost: the first call of a C function that builds a stat_result faults
 in a dozen pages.)
 
 Record kinds (fields after the kind):
-  P pid ppid role name daemon    this process begins (role: root or child)
+  P pid ppid role name daemon [t tid]
+                                 this process begins (role: root or child; a
+                                 child: t and tid of its parent's start() call)
   H mark [value]                 a milestone: python VERSION (the root), main_begin (executor)
-  S pid name daemon method       this task started a child process (t: the start() call)
+  S pid name daemon method tid   thread tid of this process started a child
+                                 process (t: the start() call); written when the
+                                 child's exit status is collected, if not 0
   W pool pid index               that child is worker `index` of pool `pool`
   U tid name daemon              this task started a thread (t: the start() call)
   T name daemon role key         this thread begins (role: user, feeder, *_handler)
@@ -40,7 +44,7 @@ Record kinds (fields after the kind):
   J op pool job chunk kind       a pool job event
   X text                         a line printed on stdout
   Z code cause                   this process ends (its exit code and why)
-  R pid code                     a child was reaped with this exit code
+  R pid code                     a child's exit status was collected (Popen.poll)
   K pid signal context           a signal was sent to a child (context: daemon, terminate, pool)
   C cpu_ns wait_ns               /proc schedstat of this thread
   A kind key text                a warning (key: the object it concerns, if any)

@@ -1,8 +1,11 @@
-"""Processes that end every way: return, raise, exit, crash; two of one name; a Pool."""
+"""Processes that end every way: return, raise, exit, crash, killed before they
+can record anything, killed and only seen dead by is_alive(); two of one name;
+a Pool."""
 
 import os
 import signal
 import sys
+import time
 from multiprocessing import get_context
 
 
@@ -37,7 +40,15 @@ if __name__ == "__main__":
     ]
     for p in procs:
         p.start()
-    for p in procs:
+    stillborn = ctx.Process(name="stillborn", target=fine)
+    stillborn.start()
+    stillborn.kill()  # before it runs: a spawn child's interpreter is still starting
+    unjoined = ctx.Process(name="unjoined", target=time.sleep, args=(60,))
+    unjoined.start()
+    os.kill(unjoined.pid, signal.SIGKILL)
+    while unjoined.is_alive():  # collects its exit status; it is never joined
+        time.sleep(0.001)
+    for p in [*procs, stillborn]:
         p.join()
     with ctx.Pool(2) as pool:
         print(pool.map(double, range(4)))
