@@ -623,10 +623,10 @@ def _wrap_poll(orig: Any) -> Any:
     """Popen.poll, where multiprocessing collects a child's exit status,
     whichever call gets there (join, is_alive, exitcode, active_children)."""
 
-    def poll(self: Any, *args: Any) -> Any:
+    def poll(self: Any, *args: Any, **kwargs: Any) -> Any:
         if self.returncode is not None:
             return self.returncode
-        code = orig(self, *args)
+        code = orig(self, *args, **kwargs)
         if code is not None:
             _collected(self, code)
         return code
