@@ -80,6 +80,8 @@ def test_the_daemon_dies_when_the_main_code_ends_and_the_child_runs_on(tmp_dir: 
     # The main code ends at once; its non-daemon thread is joined (0.3 s), then
     # the daemon is killed straight away, and the child ends about 0.2 s later.
     times = {name: e.t for name, e in ends.items()}
+    reasons = [e.reason for e in trace.events if isinstance(e, StateChanged) and e.task == "main"]
+    assert reasons.index("join main.helper") < reasons.index("join child"), reasons
     assert 0 <= daemon.t - helper.t < 100_000_000, times
     assert 100_000_000 < child.t - daemon.t < 450_000_000, times
     assert main.t >= child.t and main.exit_code == 0, times

@@ -63,6 +63,10 @@ _emit: Callable[..., None] = lambda *_a: None  # noqa: E731 - replaced by instal
 _emit_at: Callable[..., None] = lambda *_a: None  # noqa: E731
 _line: Callable[[str], None] = lambda _body: None  # noqa: E731
 _tls = threading.local()
+# threading._shutdown is probed from the first Thread.start on: a process that
+# never starts a thread has none to wait for at its exit, and a fork child
+# paid for the probe there in copy-on-write faults (5 a child, measured).
+_shutdown_probed = False
 _pools: list[weakref.ref[Any]] = []
 _counters: dict[str, itertools.count[int]] = {}
 _now = time.monotonic_ns
@@ -697,9 +701,13 @@ def _reset_thread_state() -> None:
 
 def _wrap_thread_start(orig: Any) -> Any:
     def start(self: Any) -> None:
+        global _shutdown_probed
         t = _now()
         assert _rec is not None
         _rec.ensure_file()  # before the thread can record: one thread makes it
+        if not _shutdown_probed:
+            _patch(threading, "_shutdown", _wrap_shutdown)
+            _shutdown_probed = True
         orig(self)
         _emit_at(t, "U", self.native_id, escape(self.name), int(self.daemon))
 
@@ -1262,7 +1270,6 @@ def install(directory: str, root: bool) -> Recorder:
     _patch(threading.Thread, "start", _wrap_thread_start)
     _patch(threading.Thread, "_bootstrap_inner", _wrap_bootstrap_inner)
     _patch(threading.Thread, "join", _wrap_thread_join)
-    _patch(threading, "_shutdown", _wrap_shutdown)
     _patch(threading, "excepthook", _wrap_excepthook)
     setattr(time, "sleep", _sleep)  # noqa: B010 - a typed assignment would not check
 

@@ -40,7 +40,7 @@ if __name__ == "__main__":
     ]
     for p in procs:
         p.start()
-    stillborn = ctx.Process(name="stillborn", target=fine)
+    stillborn = ctx.Process(name="stillborn", target=time.sleep, args=(60,))
     stillborn.start()
     stillborn.kill()  # before it runs: a spawn child's interpreter is still starting
     unjoined = ctx.Process(name="unjoined", target=time.sleep, args=(60,))
