@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,13 +87,14 @@ def _event_index(display: str, wid: str) -> int:
     return int(match.group(1))
 
 
-def _wait(cond: object, timeout: float = 15.0) -> None:
+def _wait(cond: object, timeout: float = 15.0, why: Callable[[], str] = str) -> None:
+    """Until `cond()` holds; on a timeout, fail saying `why()`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():  # type: ignore[operator]
             return
         time.sleep(0.1)
-    pytest.fail("timed out")
+    pytest.fail(f"timed out {why()}")
 
 
 def test_the_window_plays_pauses_steps_saves_and_quits(display: str, tmp_path: Path) -> None:
@@ -132,7 +133,15 @@ def test_the_window_plays_pauses_steps_saves_and_quits(display: str, tmp_path: P
             wids[:] = _x(display, "xdotool", "search", "--classname", wm_class).split()
             return bool(wids) and "event" in _x(display, "xdotool", "getwindowname", wids[0])
 
-        _wait(window_up)
+        def app_state() -> str:
+            title = _x(display, "xdotool", "getwindowname", wids[0]) if wids else None
+            return (
+                f"waiting for the window (windows {wids}, title {title!r}, "
+                f"app exit code {app.poll()}); its output:\n"
+                + (tmp_path / "animate.log").read_text(errors="replace")
+            )
+
+        _wait(window_up, why=app_state)
         wid = wids[0]
         _x(display, "xdotool", "windowfocus", "--sync", wid)
 
