@@ -273,6 +273,50 @@ def test_a_runtime_event_on_another_cpu_places_a_lost_switch_in() -> None:
     assert [(s.t, s.uncertain) for s in running] == [(21, True)]
 
 
+def test_a_runtime_event_places_the_task_running_before_its_switch_out() -> None:
+    # 5 blocks on cpu 1 at 10 and is woken at 20; its switch in at 30 is lost.
+    # Its runtime event at 36 (6 ns since 30), fired while it is cpu 1's current
+    # task, places it running from 30 at once: the wake-up of 5 at 40 (another
+    # thread waking it while it runs, a no-op for the kernel) leaves it running.
+    events = [
+        _switch(5, 1, 0, 5, "R"),
+        _switch(10, 1, 5, 0, "S"),
+        SchedEvent(20, 0, 6, "waking", 5),
+        SchedEvent(33, 1, 5, "waking", 7),
+        SchedEvent(36, 1, 5, "runtime", 5, 6),
+        SchedEvent(40, 0, 6, "waking", 5),
+        _switch(50, 1, 5, 0, "S"),
+    ]
+    tl = timelines(events, {5})
+    assert [(s.t, s.state, s.cpu, s.uncertain) for s in tl.states[5]] == [
+        (5, "running", 1, False),
+        (10, "blocked", None, False),
+        (20, "ready", None, False),
+        (30, "running", 1, True),
+        (50, "blocked", None, False),
+    ]
+    assert [(g.cpu, g.start, g.end, g.expected, g.found) for g in tl.gaps] == [(1, 10, 36, 0, 5)]
+
+
+def test_a_wake_up_seen_before_the_runtime_event_is_undone() -> None:
+    # As above, but the wake-up of the running task comes before its first
+    # runtime event: it did not happen.
+    events = [
+        _switch(5, 1, 0, 5, "R"),
+        _switch(10, 1, 5, 0, "S"),
+        SchedEvent(32, 0, 6, "waking", 5),
+        SchedEvent(36, 1, 5, "runtime", 5, 6),
+        _switch(50, 1, 5, 0, "S"),
+    ]
+    states = timelines(events, {5}).states[5]
+    assert [(s.t, s.state, s.uncertain) for s in states] == [
+        (5, "running", False),
+        (10, "blocked", False),
+        (30, "running", True),
+        (50, "blocked", False),
+    ]
+
+
 def test_a_runtime_event_before_the_last_switch_places_nothing() -> None:
     # 5 ran on cpu 1 (seen) and blocked; woken again, its next switch in is lost:
     # the runtime event of its earlier run says nothing about the later one.

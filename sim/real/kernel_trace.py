@@ -13,8 +13,11 @@ woken is ready; switched out dead after its exit event is terminated.
 Each CPU's chain of switches is checked: a switch must switch out the task the
 previous switch on that CPU switched in. On some VMs switches into or out of
 the idle task go missing; then the start of the interval the gap hides is
-placed at the earliest time the other events allow and marked uncertain,
-never invented from nothing.
+placed where the task's runtime events put it (its first since its last switch
+counts from its switch in), or else at the earliest time the other events
+allow, and marked uncertain, never invented from nothing. A runtime event
+fired in a task places it running on that CPU at once, so that a wake-up of
+the running task (a no-op for the kernel) is not taken for the end of a wait.
 """
 
 from __future__ import annotations
@@ -254,6 +257,12 @@ class _Builder:
                 return
         states.append(KState(t, state, cpu, unc))
 
+    def _rewind(self, tid: int, t: int) -> None:
+        """Forget the ready and blocked states `tid` was given after `t`."""
+        states = self.out.states.get(tid, [])
+        while states and states[-1].t > t and states[-1].state in ("ready", "blocked"):
+            states.pop()
+
     def _current(self, tid: int) -> KState | None:
         states = self.out.states.get(tid)
         return states[-1] if states else None
@@ -292,6 +301,8 @@ class _Builder:
         elif ev.kind == "runtime":
             if ev.a in tids:
                 self.switched_in.setdefault(ev.a, ev.t - ev.b)
+                if ev.cur == ev.a:
+                    self._running_seen(ev.a, ev.cpu, ev.t)
         elif ev.a in tids:
             if ev.kind == "waking" or ev.kind == "new":
                 self._resolve_lost(ev.a, "waking")
@@ -301,26 +312,65 @@ class _Builder:
             elif ev.kind == "exit":
                 self.exiting[ev.a] = ev.t
 
+    def _running_seen(self, tid: int, cpu: int, t: int) -> None:
+        """`tid`'s runtime was accounted on `cpu` at `t`, where it is the current
+        task: it runs there, whether or not its switch in was seen."""
+        cur = self._current(tid)
+        if cur is not None and (cur.state, cur.cpu) in (("running", cpu), ("terminated", None)):
+            return
+        floor = self._follow_chain(cpu, tid, t)
+        start = self._hidden_start(tid, floor, t)
+        self._switch_in(tid, cpu, start, True)
+        self.on_cpu[cpu] = (tid, start)
+
+    def _follow_chain(self, cpu: int, prev: int, t: int) -> int:
+        """`prev` runs on `cpu` at `t`: check that the CPU's last switch seen put it
+        there, and return the earliest time it can have started there."""
+        expected = self.on_cpu.get(cpu)
+        if expected is None:
+            return t
+        floor = expected[1]
+        if expected[0] != prev:
+            self.out.gaps.append(Gap(cpu, expected[1], t, expected[0], prev))
+            x = expected[0]
+            cur = self._current(x) if x in self.tids else None
+            if cur is not None and cur.state == "running" and cur.cpu == cpu:
+                floor = self._lose(x, cpu, expected[1], t)
+        return floor
+
+    def _hidden_start(self, tid: int, floor: int, t: int) -> int:
+        """When `tid`, found running at `t`, was switched in unseen: when its
+        runtime events say, or else the earliest possible time. What it was
+        given since (a wake-up of the running task) did not happen."""
+        switched_in = self.switched_in.get(tid)
+        if switched_in is not None:
+            start = max(floor, switched_in)
+            self._rewind(tid, start)
+        else:
+            cur = self._current(tid)
+            start = max(floor, cur.t if cur is not None else floor)
+        return min(start, t)
+
+    def _switch_in(self, tid: int, cpu: int, t: int, unc: bool) -> None:
+        self._resolve_lost(tid, "switch_in")
+        cur = self._current(tid)
+        if cur is not None and cur.state == "running" and cur.cpu != cpu:
+            # Still running elsewhere for us: its switch out there was lost.
+            other = cur.cpu if cur.cpu is not None else cpu
+            end = self._lose(tid, other, cur.t, t)
+            self._resolve_lost(tid, "switch_in")
+            self.on_cpu[other] = (_UNKNOWN, end)
+        self._set(tid, t, "running", cpu, unc)
+
     def _switch(self, ev: SchedEvent) -> None:
         t, cpu, prev, nxt = ev.t, ev.cpu, ev.a, ev.b
         tids = self.tids
-        expected = self.on_cpu.get(cpu)
-        floor = expected[1] if expected is not None else t
-        if expected is not None and expected[0] != prev:
-            self.out.gaps.append(Gap(cpu, expected[1], t, expected[0], prev))
-            x = expected[0]
-            cur = self._current(x) if x in tids else None
-            if cur is not None and cur.state == "running" and cur.cpu == cpu:
-                floor = self._lose(x, cpu, expected[1], t)
+        floor = self._follow_chain(cpu, prev, t)
         if prev in tids:
             self._resolve_lost(prev, "switch_out")
             cur = self._current(prev)
             if cur is None or cur.state != "running" or cur.cpu != cpu:
-                # Its switch in was not seen: it ran since its CPU time says, or
-                # else from the earliest possible time.
-                start = max(floor, cur.t if cur is not None else floor)
-                start = max(start, self.switched_in.get(prev, start))
-                self._set(prev, min(start, t), "running", cpu, True)
+                self._set(prev, self._hidden_start(prev, floor, t), "running", cpu, True)
             if prev in self.exiting and ev.state[:1] in ("X", "Z"):
                 self._set(prev, t, "terminated")
             elif ev.state.startswith("R"):
@@ -328,15 +378,7 @@ class _Builder:
             else:
                 self._set(prev, t, "blocked")
         if nxt in tids:
-            self._resolve_lost(nxt, "switch_in")
-            cur = self._current(nxt)
-            if cur is not None and cur.state == "running" and cur.cpu != cpu:
-                # Still running elsewhere for us: its switch out there was lost.
-                other = cur.cpu if cur.cpu is not None else cpu
-                end = self._lose(nxt, other, cur.t, t)
-                self._resolve_lost(nxt, "switch_in")
-                self.on_cpu[other] = (_UNKNOWN, end)
-            self._set(nxt, t, "running", cpu)
+            self._switch_in(nxt, cpu, t, False)
         self.on_cpu[cpu] = (nxt, t)
         self.switched_in.pop(prev, None)
         self.switched_in.pop(nxt, None)
