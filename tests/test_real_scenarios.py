@@ -116,10 +116,14 @@ def test_pool_callbacks_run_in_the_parents_result_handler(name: str, tmp_dir: Pa
 
 def test_the_bounded_queue_producer_blocks_on_put(tmp_dir: Path) -> None:
     trace, _ = run(ROOT / "scenarios" / "bounded_queue.yaml", tmp_dir)
-    reasons = {
-        e.reason for e in trace.events if isinstance(e, StateChanged) and e.task == "producer"
-    }
-    assert "q.put" in reasons
+    assert "q.put" in _reasons(trace, "producer")
+
+
+def test_a_get_that_waits_for_its_item_is_recorded_blocked_on_get(tmp_dir: Path) -> None:
+    # p1 gets before p2, started after it, has put; the probes' get reads at once
+    # only what is there, and records a wait for anything else.
+    trace, _ = run(ROOT / "scenarios" / "reference_queue.yaml", tmp_dir)
+    assert "q.get" in _reasons(trace, "p1")
 
 
 def test_the_queue_deadlock_names_both_processes_and_their_queues(tmp_dir: Path) -> None:
