@@ -488,6 +488,11 @@ class PolicySettings:
 # cold (`Costs.pool_*_cold_ns`): measured, a step after a 1 ms wait already costs
 # several times its cost in a busy pool, and after 5 ms ten to twenty times.
 POOL_COLD_AFTER_NS = 1_000_000
+# How long a thread must have gone without a Queue or Pipe call for its next one
+# to run cold (`Costs.*_cold_ns`): measured in scenarios, a put 1 ms after the
+# last costs 20-40 µs, a recv 5 ms after 110-140 µs and a get 10 ms after
+# 100-290 µs, where the same calls made back to back cost 7-19 µs.
+CALL_COLD_AFTER_NS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -524,6 +529,17 @@ class Costs:
     # Pipe (Connection): CPU time of a send/recv step.
     pipe_send_ns: int = 8_000
     pipe_recv_ns: int = 8_000
+    # The same four calls run cold: CALL_COLD_AFTER_NS or more after the thread's
+    # last Queue or Pipe call (after a computation, a sleep, a wait): their code
+    # and data have left the caches. A get's cost is reckoned once it has its
+    # item, so a get that waited that long runs cold too.
+    queue_put_cold_ns: int = 40_000
+    queue_get_cold_ns: int = 60_000
+    pipe_send_cold_ns: int = 40_000
+    pipe_recv_cold_ns: int = 60_000
+    # What a put that waited that long for a free slot of a bounded queue costs
+    # more: the semaphore's wake-up, and the rest of the put, cold.
+    queue_put_wait_ns: int = 100_000
     # What a process's first get/put/send/recv/print costs more than later ones,
     # before it can block: the call's code and objects are first touched (in a
     # fork child each page first written is a copy-on-write fault). A first

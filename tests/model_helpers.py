@@ -38,6 +38,11 @@ ZERO_COSTS = {
     "per_byte": "0ns",
     "pipe_send": "0ns",
     "pipe_recv": "0ns",
+    "queue_put_cold": "0ns",
+    "queue_get_cold": "0ns",
+    "pipe_send_cold": "0ns",
+    "pipe_recv_cold": "0ns",
+    "queue_put_wait": "0ns",
     "first_get": "0ns",
     "first_put": "0ns",
     "first_send": "0ns",
@@ -66,13 +71,22 @@ ZERO_COSTS = {
 }
 
 
+_COLD_CALLS = ("queue_put", "queue_get", "pipe_send", "pipe_recv")
+
+
 def machine(cpus: int, policy: str = "linux", balance_delay: str = "2ms", **costs: str) -> str:
     """A `machine:` line with free process starts and context switches, and the
-    machinery's costs at zero except those given (`feeder_latency="30us"`). Every
+    machinery's costs at zero except those given (`feeder_latency="30us"`; a
+    Queue or Pipe call's cold cost is its warm one unless given). Every
     cost is written, so the machine profile the scenario runs with changes none;
     only its time slices and the `linux` policy's balance delay remain, which
     matter only when tasks wait for a CPU."""
-    merged = {**ZERO_COSTS, **costs}
+    # A call's cold cost is its warm one unless given: a test that prices a call
+    # prices it made at any time.
+    cold = {
+        f"{k}_cold": v for k, v in costs.items() if k in _COLD_CALLS and f"{k}_cold" not in costs
+    }
+    merged = {**ZERO_COSTS, **cold, **costs}
     cost_text = ", ".join(f"{k}: {v}" for k, v in merged.items())
     return (
         f"machine: {{cpus: {cpus}, policy: {policy}, context_switch: 0ns, "

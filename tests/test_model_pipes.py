@@ -37,12 +37,13 @@ def test_full_pipe_blocks_send_until_the_reader_drains_it() -> None:
     assert blocked_at - (start - costs.start_return_ns) < settings.linux_balance_delay_ns
     receiver_up = blocked_at + costs.start_cpu_ns["fork"]
     # The receiver sleeps 50 ms (and wakes, `sleep`), then each recv takes a
-    # message out of the pipe (freeing room for the next send) before unpickling it.
+    # message out of the pipe (freeing room for the next send) before unpickling
+    # it. Each after the first comes 5 ms of computation after the one before: cold.
     woke = receiver_up + 50 * MS + costs.sleep_ns
     takes = [woke + costs.pipe_recv_ns]
     for _ in range(3):
         received = takes[-1] + pickle_ns(costs, size)
-        takes.append(received + 5 * MS + costs.pipe_recv_ns)
+        takes.append(received + 5 * MS + costs.pipe_recv_cold_ns)
     sends = run.messages("tx", "send")
     recvs = run.messages("rx", "recv")
     assert [s.t for s in sends] == [first_sent, takes[0], takes[1], takes[2]]

@@ -101,6 +101,58 @@ main:
     assert run.time_in("c", "running") == costs.first_get_ns + 2 * costs.queue_get_ns
 
 
+def test_a_call_1_ms_or_more_after_the_threads_last_one_runs_cold() -> None:
+    # The producer's second put comes 0.5 ms after its first: warm; its third,
+    # 2 ms after the second: cold. The consumer's second get has its item 0.5 ms
+    # after its first returned: warm; its third waits 2 ms for it: cold.
+    costs = {"queue_put": "5us", "queue_get": "10us"}
+    colds = {"queue_put_cold": "50us", "queue_get_cold": "70us"}
+    run = run_text(f"""
+name: cold-calls
+{machine(3, **costs, **colds)}
+objects:
+  q: {{type: queue}}
+functions:
+  consumer: [{{get: q}}, {{get: q}}, {{get: q}}]
+  producer:
+    - compute: 1ms
+    - put: {{queue: q, size: 0B}}
+    - compute: 500us
+    - put: {{queue: q, size: 0B}}
+    - compute: 2ms
+    - put: {{queue: q, size: 0B}}
+main:
+  - spawn: {{name: c, target: consumer}}
+  - spawn: {{name: p, target: producer}}
+  - join: [c, p]
+""")
+    paid = run.scenario.machine.costs
+    assert run.time_in("p", "running") == (
+        3_500_000 + 2 * paid.queue_put_ns + paid.queue_put_cold_ns
+    )
+    assert run.time_in("c", "running") == 2 * paid.queue_get_ns + paid.queue_get_cold_ns
+
+
+def test_a_put_that_waited_for_a_slot_pays_queue_put_wait() -> None:
+    # The second put waits 3 ms for the consumer's get to free the only slot.
+    run = run_text(f"""
+name: put-wait
+{machine(3, queue_put="5us", queue_put_wait="200us")}
+objects:
+  q: {{type: queue, maxsize: 1}}
+functions:
+  consumer: [{{compute: 3ms}}, {{get: q}}, {{get: q}}]
+  producer: [{{put: {{queue: q, size: 0B}}}}, {{put: {{queue: q, size: 0B}}}}]
+main:
+  - spawn: {{name: c, target: consumer}}
+  - spawn: {{name: p, target: producer}}
+  - join: [c, p]
+""")
+    paid = run.scenario.machine.costs
+    assert ("p", "q.put") in {(s.task, s.reason) for s in run.states() if s.state == "blocked"}
+    assert run.time_in("p", "running") == 2 * paid.queue_put_ns + paid.queue_put_wait_ns
+
+
 def test_a_feeders_first_item_costs_it_first_feed_more() -> None:
     def gets(first_feed: str) -> list[int]:
         run = run_text(f"""

@@ -135,6 +135,11 @@ machine:
     sleep: 31us
     kill_exit: 32us
     exit_function: 33us
+    queue_put_cold: 34us
+    queue_get_cold: 35us
+    pipe_send_cold: 36us
+    pipe_recv_cold: 37us
+    queue_put_wait: 38us
 main: []
 """
 
@@ -196,6 +201,11 @@ def test_every_machine_key_maps_to_its_field() -> None:
             sleep_ns=31 * US,
             kill_exit_ns=32 * US,
             exit_function_ns=33 * US,
+            queue_put_cold_ns=34 * US,
+            queue_get_cold_ns=35 * US,
+            pipe_send_cold_ns=36 * US,
+            pipe_recv_cold_ns=37 * US,
+            queue_put_wait_ns=38 * US,
         ),
     )
 

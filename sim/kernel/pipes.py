@@ -76,10 +76,11 @@ class SimPipe:
         rt = self.rt
         self._enter(task, "send", op.end, op.size)
         try:
-            first = rt.first_call_ns(task, "send", rt.costs.first_send_ns)
-            yield from rt.scheduler.work(
-                task, first + rt.costs.pipe_send_ns + rt.pickle_ns(op.size)
+            costs = rt.costs
+            cost = rt.call_ns(
+                task, "send", costs.first_send_ns, costs.pipe_send_ns, costs.pipe_send_cold_ns
             )
+            yield from rt.scheduler.work(task, cost + rt.pickle_ns(op.size))
             self._check_open(op.end)
             message = Message(rt.next_message_id(), op.size)
             readers = rt.able_to(("recv", self.peer[op.end]))
@@ -91,19 +92,24 @@ class SimPipe:
                 yield from channel.wait_until_taken(task, message, reason, readers)
         finally:
             self._leave(task, "send", op.end)
+            rt.call_done(task)
         yield from rt.scheduler.syscall(task)  # the write
 
     def recv(self, task: Task, op: p.Recv) -> Steps:
         rt = self.rt
         self._enter(task, "recv", op.end, 0)
         try:
-            first = rt.first_call_ns(task, "recv", rt.costs.first_recv_ns)
-            yield from rt.scheduler.work(task, first + rt.costs.pipe_recv_ns)
+            costs = rt.costs
+            cost = rt.call_ns(
+                task, "recv", costs.first_recv_ns, costs.pipe_recv_ns, costs.pipe_recv_cold_ns
+            )
+            yield from rt.scheduler.work(task, cost)
             self._check_open(op.end)
             writers = rt.able_to(("send", self.peer[op.end]), ("close", self.peer[op.end]))
             message = yield from self.reads[op.end].read(task, f"{op.end}.recv", writers)
         finally:
             self._leave(task, "recv", op.end)
+            rt.call_done(task)
         yield from rt.scheduler.syscall(task)  # the read
         if message is None:
             yield from rt.scheduler.work(task, 0)

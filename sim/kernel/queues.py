@@ -136,18 +136,24 @@ class SimQueue:
 
     def put(self, task: Task, op: p.Put) -> Steps:
         rt = self.rt
-        first = rt.first_call_ns(task, "put", rt.costs.first_put_ns)
-        yield from rt.scheduler.work(task, first + rt.costs.queue_put_ns)
+        costs = rt.costs
+        cost = rt.call_ns(
+            task, "put", costs.first_put_ns, costs.queue_put_ns, costs.queue_put_cold_ns
+        )
+        yield from rt.scheduler.work(task, cost)
         if self.free_slots is not None:
             timeout = rt.timeout_of(task, op.timeout)
             while self.free_slots == 0:
+                waited_from = rt.env.now
                 woken = yield from self.putters.wait(
                     task, f"{self.name}.put", self._getters, timeout
                 )
                 if not woken:
+                    rt.call_done(task)
                     yield from rt.on_timeout(task, op.on_timeout, "queue.Full")
                     return
-                yield from rt.scheduler.work(task, 0)
+                long_wait = rt.env.now - waited_from >= p.CALL_COLD_AFTER_NS
+                yield from rt.scheduler.work(task, costs.queue_put_wait_ns if long_wait else 0)
             self.free_slots -= 1
         message = Message(rt.next_message_id(), op.size)
         rt.sink.emit(MessageEvent(rt.env.now, task.name, "put", self.name, message.msg, op.size))
@@ -168,6 +174,7 @@ class SimQueue:
         feeder.buffer.append(message)
         feeder.idle.wake_one()  # notify(): the feeder, if it waits for items
         feeder.lock.release()
+        rt.call_done(task)
 
     def _feeder_of(self, task: Task) -> Feeder:
         proc = task.process
@@ -245,30 +252,36 @@ class SimQueue:
 
     def get(self, task: Task, op: p.Get) -> Steps:
         rt = self.rt
-        yield from rt.scheduler.work(task, rt.first_call_ns(task, "get", rt.costs.first_get_ns))
+        costs = rt.costs
+        first = task.process.first_call("get")
+        yield from rt.scheduler.work(task, costs.first_get_ns if first else 0)
         timeout = rt.timeout_of(task, op.timeout)
         started = rt.env.now
         reason = f"{self.name}.get"
         if not self.rlock.try_acquire(task) and not (
             yield from self.rlock.acquire(task, reason, timeout)
         ):
+            rt.call_done(task)
             yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
             return
         left = None if timeout is None else max(0, timeout - (rt.env.now - started))
         message = yield from self.channel.read(task, reason, self._writers, left)
         if message is None:
             self.rlock.release()
+            rt.call_done(task)
             yield from rt.on_timeout(task, op.on_timeout, "queue.Empty")
             return
         yield from rt.scheduler.syscall(task)  # the read
         # CPython's order: read the bytes, release the semaphore, let go of the
         # reader lock, then unpickle.
-        yield from rt.scheduler.work(task, rt.costs.queue_get_ns)
+        cold = not first and rt.runs_cold(task)
+        yield from rt.scheduler.work(task, costs.queue_get_cold_ns if cold else costs.queue_get_ns)
         if self.free_slots is not None:
             self.free_slots += 1
             self.putters.wake_one()
         self.rlock.release()
         yield from rt.scheduler.work(task, rt.pickle_ns(message.size))
+        rt.call_done(task)
         rt.sink.emit(
             MessageEvent(rt.env.now, task.name, "get", self.name, message.msg, message.size)
         )

@@ -46,6 +46,21 @@ class Runtime:
         """`first_ns` if this is the first `kind` call of the task's process, else 0."""
         return first_ns if task.process.first_call(kind) else 0
 
+    def call_ns(self, task: Task, kind: str, first_ns: int, warm_ns: int, cold_ns: int) -> int:
+        """The CPU time of a Queue or Pipe call of `kind` starting now: its
+        process's first pays `first_ns` more (its measure holds the first
+        touches), a later one runs cold if the task made none for a while."""
+        if task.process.first_call(kind):
+            return first_ns + warm_ns
+        return cold_ns if self.runs_cold(task) else warm_ns
+
+    def runs_cold(self, task: Task) -> bool:
+        """Whether the task's Queue or Pipe call now runs cold (Costs.*_cold_ns)."""
+        return self.env.now - task.last_call_ns >= p.CALL_COLD_AFTER_NS
+
+    def call_done(self, task: Task) -> None:
+        task.last_call_ns = self.env.now
+
     def able_to(self, *actions: Action) -> Callable[[], set[Task]]:
         """Who could end a wait: the live tasks whose programs do one of `actions`."""
 

@@ -64,6 +64,7 @@ class Task:
         "handed_cpu",
         "in_timer",
         "kind",
+        "last_call_ns",
         "last_cpu",
         "left_at",
         "locks_held",
@@ -126,6 +127,7 @@ class Task:
         # once that its slice ran out (see Scheduler._slice_limit).
         self.reads_clock = False
         self.locks_held = 0  # locks and semaphores held, for the pipe race check
+        self.last_call_ns = 0  # when its last Queue or Pipe call returned (cold calls)
         self.burst_ns = 0
         self.blocked_reason: str | None = None
         # While blocked: the tasks that could end the wait (for the deadlock verdict).

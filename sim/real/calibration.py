@@ -36,6 +36,10 @@ process does not move it. What each one times, and how it maps onto the model:
   its two rounds of finalizers (`active_children()` and its bookkeeping): from
   the end of the child's last Queue close, which woke the feeder, to the join
   of that feeder;
+- the same child's calls made cold, each after 5 ms of computation:
+  `queue_put_cold`, `queue_get_cold`, `pipe_send_cold` and `pipe_recv_cold`,
+  their CPU time; and `queue_put_wait`, what a put into a full queue of one
+  slot, which waits about 5 ms for it, costs more than a `queue_put`;
 - Queue: `feeder_latency`, put→get of a small item into a consumer already
   waiting, less the CPU time of the bare `put()` it was timed from (the model
   charges the rest to the feeder thread); `per_byte`, half the slope of that
@@ -135,6 +139,11 @@ POOL_TASKS = 4_000
 SPAWN_CHILDREN = 8
 CALLS = 12  # of each kind, in the calls run
 CALL_SLEEP_NS = 5_000_000  # the calls run's timed sleeps (its puts are spaced by 2 ms ones)
+# The calls run's cold calls each follow a computation this long (in scenarios,
+# of 1-10 ms: a call costs more after a longer one); its puts into a full queue
+# each wait about CALL_SLOT_WAIT_NS.
+CALL_COLD_GAP_NS = 5_000_000
+CALL_SLOT_WAIT_NS = 5_000_000
 POOL_WORKERS = 4
 POOL_CREATE_SAMPLES = 10
 SLOW_CALLBACKS, SLOW_TASK_NS, SLOW_CALLBACK_NS = 8, 5_000_000, 20_000_000
@@ -356,6 +365,12 @@ def _measure(report: Progress) -> MachineProfile:
         "per_byte_ns": round(per_byte, 3),
         "pipe_send_ns": calls["send"],
         "pipe_recv_ns": calls["recv"],
+        "queue_put_cold_ns": calls["cold_put"],
+        "queue_get_cold_ns": calls["cold_get"],
+        "pipe_send_cold_ns": calls["cold_send"],
+        "pipe_recv_cold_ns": calls["cold_recv"],
+        # It began as a put made back to back with the one before.
+        "queue_put_wait_ns": max(0, calls["put_wait"] - calls["put"]),
         "first_get_ns": max(0, calls["first_get"] - calls["get"]),
         # A child's first put also starts the Queue's feeder, not its first thread.
         "first_put_ns": max(0, calls["first_put"] - calls["put"] - thread_start_ns),
@@ -680,7 +695,8 @@ def timed(kind):
         run(interp, op)
         end = time.monotonic_ns()
         cpu = time.thread_time_ns() - c0
-        marks.append((kind.__name__, getattr(op, "queue", ""), cpu, end, end - t0))
+        obj = getattr(op, "queue", None) or getattr(op, "end", "")
+        marks.append((kind.__name__, obj, cpu, end, end - t0))
     executor._HANDLERS[kind] = handler
 for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print, p.StartThread, p.Sleep):
     timed(kind)
@@ -722,6 +738,8 @@ def _calls_workload() -> p.Scenario:
     def repeat(op: p.Op) -> p.Repeat:
         return p.Repeat(times=CALLS, body=(op,))
 
+    gap = p.Compute(duration=p.Constant(CALL_COLD_GAP_NS))
+
     return p.Scenario(
         name="calibration-calls",
         description="",
@@ -733,6 +751,10 @@ def _calls_workload() -> p.Scenario:
             "more": p.QueueDef("more"),
             "c": p.PipeDef("c", ("a", "b")),
             "p": p.PoolDef("p", 1),
+            "cold_get": p.QueueDef("cold_get"),
+            "cold_put": p.QueueDef("cold_put"),
+            "slot": p.QueueDef("slot", maxsize=1),
+            "cold": p.PipeDef("cold", ("cold_a", "cold_b")),
         },
         functions={
             "f": p.FunctionDef(
@@ -749,6 +771,16 @@ def _calls_workload() -> p.Scenario:
                     repeat(p.Send(end="b")),
                     repeat(p.Print(text="calibration")),
                     repeat(p.Sleep(duration=p.Constant(CALL_SLEEP_NS))),
+                    *(
+                        p.Repeat(times=CALLS, body=(gap, call))
+                        for call in (
+                            p.Get(queue="cold_get"),
+                            p.Recv(end="cold_b"),
+                            p.Put(queue="cold_put"),
+                            p.Send(end="cold_b"),
+                        )
+                    ),
+                    repeat(p.Put(queue="slot")),
                 ),
             ),
             "nothing": p.FunctionDef("nothing", ()),
@@ -756,9 +788,16 @@ def _calls_workload() -> p.Scenario:
         main=(
             repeat(p.Put(queue="q")),
             repeat(p.Send(end="a")),
-            p.Sleep(duration=p.Constant(20_000_000)),  # q's feeder has written every item
+            repeat(p.Put(queue="cold_get")),
+            repeat(p.Send(end="cold_a")),
+            p.Sleep(duration=p.Constant(20_000_000)),  # the feeders have written every item
             p.Spawn(name="c1", target="f"),
             repeat(p.Get(queue="back")),
+            # Each get frees the slot the child's next put waits for.
+            p.Repeat(
+                times=CALLS,
+                body=(p.Sleep(duration=p.Constant(CALL_SLOT_WAIT_NS)), p.Get(queue="slot")),
+            ),
             p.Join(names=("c1",)),
             repeat(p.Recv(end="a")),
             repeat(p.Apply(pool="p", function="nothing")),
@@ -782,7 +821,9 @@ def _calls_run() -> dict[str, int]:
     `exit_function`, the child's CPU time in multiprocessing's exit function
     from the end of its last Queue's close to the join of the first feeder. A
     put's cost is timed on the puts made back to back (one after a pause costs
-    more)."""
+    more); `cold_<kind>` of a get, recv, put or send, the CPU time of the call
+    made after CALL_COLD_GAP_NS of computation; `put_wait`, of a put into a
+    full queue of one slot, which waits about CALL_SLOT_WAIT_NS for it."""
     out = _run_executor_script(_CALLS_SCRIPT, _calls_workload())
     marks: dict[str, list[tuple[str, str, int, int, int]]] = {}
     jobs: list[int] = []
@@ -794,14 +835,20 @@ def _calls_run() -> dict[str, int]:
         elif who in ("job", "exit_function") and rest.isdigit():
             (jobs if who == "job" else exit_function).append(int(rest))
     times: dict[str, list[int]] = {}
+    cold: dict[str, list[int]] = {}
+    slot: list[int] = []
     starts: list[int] = []
     sleeps: list[int] = []
-    for kind, queue, ns, _end, wall in marks.get("child", []):
+    for kind, obj, ns, _end, wall in marks.get("child", []):
         if kind == "StartThread":
             starts.append(wall)
         elif kind == "Sleep":
             sleeps.append(ns)
-        elif queue != "back":  # the spaced puts: timed for their items' way only
+        elif obj == "slot":
+            slot.append(ns)
+        elif obj.startswith("cold_"):
+            cold.setdefault(_CALL_KINDS[kind], []).append(ns)
+        elif obj != "back":  # the spaced puts: timed for their items' way only
             times.setdefault(_CALL_KINDS[kind], []).append(ns)
     child = marks.get("child", [])
     spaced = [(ns, end) for _kind, queue, ns, end, _wall in child if queue == "back"]
@@ -811,6 +858,9 @@ def _calls_run() -> dict[str, int]:
         or len(starts) != CALLS
         or len(sleeps) != 2 * CALLS
         or any(len(v) != CALLS for v in times.values())
+        or sorted(cold) != ["get", "put", "recv", "send"]
+        or any(len(v) != CALLS for v in cold.values())
+        or len(slot) != CALLS
         or len(spaced) != CALLS
         or len(got) != CALLS
         or len(jobs) != CALLS
@@ -832,6 +882,11 @@ def _calls_run() -> dict[str, int]:
     figures["first_thread_start"] = starts[0]
     figures["sleep"] = _median(sleeps[-CALLS + 2 :])  # the 5 ms ones, after the second
     figures["exit_function"] = exit_function[0]
+    # The first two of each: a put's starts its queue's feeder, and a put into
+    # the full queue waits only once the next is ready to be got.
+    for kind, samples in cold.items():
+        figures[f"cold_{kind}"] = _median(samples[2:])
+    figures["put_wait"] = _median(slot[2:])
     return figures
 
 
