@@ -450,9 +450,9 @@ def _wrap_get(orig: Any) -> Any:
         if not block or self._closed:
             return orig(self, block, timeout)
         # Queue.get (CPython 3.11-3.13) when it need not wait. Holding the reader
-        # lock, nobody else can take the data seen; `_ready`, not the queue's
-        # `_poll`, which builds a selector per call (15 µs, 60 µs after a
-        # computation, where the program's own get reads at once).
+        # lock, nobody else can take the data seen. `_ready`, not the queue's
+        # `_poll`, which builds a selector per call: through it, a get that
+        # read at once cost a fork child 24 µs, against 5 µs unprobed.
         rlock = self._rlock
         if rlock.acquire(False):
             try:
