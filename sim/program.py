@@ -540,6 +540,11 @@ class Costs:
     # What a put that waited that long for a free slot of a bounded queue costs
     # more: the semaphore's wake-up, and the rest of the put, cold.
     queue_put_wait_ns: int = 100_000
+    # What a join that waited that long for its process (thread) costs: the
+    # wake-up, the reaping of the child (waitpid) and the rest of join(), cold.
+    # One that finds its process (thread) ended costs a few µs: not modelled.
+    join_wait_ns: int = 70_000
+    thread_join_wait_ns: int = 30_000
     # What a process's first get/put/send/recv/print costs more than later ones,
     # before it can block: the call's code and objects are first touched (in a
     # fork child each page first written is a copy-on-write fault). A first

@@ -627,6 +627,8 @@ class CostsModel(Strict):
     pipe_send_cold: FixedDuration = _optional()
     pipe_recv_cold: FixedDuration = _optional()
     queue_put_wait: FixedDuration = _optional()
+    join_wait: FixedDuration = _optional()
+    thread_join_wait: FixedDuration = _optional()
     first_get: FixedDuration = _optional()
     first_put: FixedDuration = _optional()
     first_send: FixedDuration = _optional()

@@ -43,6 +43,8 @@ ZERO_COSTS = {
     "pipe_send_cold": "0ns",
     "pipe_recv_cold": "0ns",
     "queue_put_wait": "0ns",
+    "join_wait": "0ns",
+    "thread_join_wait": "0ns",
     "first_get": "0ns",
     "first_put": "0ns",
     "first_send": "0ns",

@@ -80,6 +80,10 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert 0 < calls["thread_start"] < calls["first_thread_start"] < 50 * MS
     assert costs["first_thread_start_ns"] == calls["first_thread_start"] - calls["thread_start"]
     assert 0 < costs["sleep_ns"] == calls["sleep"] < MS
+    # A join that waited for its child (thread) runs its wake-up and return
+    # cold; one of a child that had ended costs less.
+    assert 0 < calls["join"] < costs["join_wait_ns"] == calls["join_waited"] < 50 * MS
+    assert 0 < costs["thread_join_wait_ns"] == calls["thread_join_waited"] < 50 * MS
     # A child killed in its sleep is torn down on its own CPU time.
     assert 0 < costs["kill_exit_ns"] < 50 * MS
     # Its exit function's work between closing its Queues and joining their

@@ -156,7 +156,7 @@ machine:
   policy: fcfs
   start_cost: {fork: 0ns}
   exit_cost: {fork: 0ns}
-  costs: {start_call: 0ns, first_start: 0ns, shutdown: 0ns}
+  costs: {start_call: 0ns, first_start: 0ns, join_wait: 0ns, shutdown: 0ns}
 functions:
   long: [{compute: 24ms}]
   short: [{compute: 3ms}]

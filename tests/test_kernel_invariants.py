@@ -61,8 +61,10 @@ def workloads(draw: st.DrawFn) -> p.Scenario:
             start_call_ns=0,
             first_start_ns=0,
             shutdown_ns=0,
-            # A sleep's wake-up is CPU time no compute step accounts for.
+            # A sleep's wake-up, and a join's return after a wait, are CPU time
+            # no compute step accounts for.
             sleep_ns=0,
+            join_wait_ns=0,
             # A CPU being woken for a task would look idle while the task is ready.
             wake_up_ns=0,
         ),

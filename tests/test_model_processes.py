@@ -276,11 +276,12 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
             assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
             assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
     # Together they take as long as one thread doing both halves, after main has
-    # started them (its first thread start costs more); then the main process
-    # shuts down.
+    # started them (its first thread start costs more); main's join of t1, which
+    # waited, returns once t2 has left the GIL; then the main process shuts down.
     costs = run.scenario.machine.costs
     starts = 2 * costs.thread_start_ns + costs.first_thread_start_ns
-    assert run.end.t == starts + 2 * 30 * MS + costs.shutdown_ns
+    joined = costs.thread_join_wait_ns
+    assert run.end.t == starts + 2 * 30 * MS + joined + costs.shutdown_ns
 
 
 def test_a_forced_gil_switch_wakes_the_taker_on_the_other_cpu() -> None:
@@ -465,3 +466,32 @@ main:
     assert (end.t, end.exit_code, end.cause) == (2 * MS + 300 * US, -15, "terminated")
     assert run.time_in("c", "running") == 2 * MS + 300 * US
     assert [o.t for o in run.outputs("main")] == [2 * MS + 300 * US]
+
+
+def test_a_join_that_waited_runs_cold_once_it_returns() -> None:
+    """A join that waited 1 ms or more costs `join_wait` (a thread's,
+    `thread_join_wait`) once it returns; one that finds its process ended, or
+    waits less, costs nothing."""
+    run = run_text(f"""
+name: joins
+{machine(2, join_wait="200us", thread_join_wait="50us")}
+functions:
+  long: [{{compute: 5ms}}]
+  short: [{{compute: 500us}}]
+  nap: [{{sleep: 3ms}}]
+main:
+  - spawn: {{name: waited, target: long}}
+  - spawn: {{name: ended, target: short}}
+  - join: waited
+  - print: joined waited
+  - join: ended
+  - print: joined ended
+  - thread: {{name: t, target: nap}}
+  - join: t
+  - print: joined t
+""")
+    printed = [o.t for o in run.outputs("main")]
+    assert printed[0] == 5 * MS + 200 * US
+    assert printed[1] == printed[0]  # `ended` had ended: no wait, no cost
+    assert printed[2] == printed[1] + 3 * MS + 50 * US
+    assert run.time_in("main", "running") == 200 * US + 50 * US

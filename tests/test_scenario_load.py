@@ -140,6 +140,8 @@ machine:
     pipe_send_cold: 36us
     pipe_recv_cold: 37us
     queue_put_wait: 38us
+    join_wait: 39us
+    thread_join_wait: 40us
 main: []
 """
 
@@ -206,6 +208,8 @@ def test_every_machine_key_maps_to_its_field() -> None:
             pipe_send_cold_ns=36 * US,
             pipe_recv_cold_ns=37 * US,
             queue_put_wait_ns=38 * US,
+            join_wait_ns=39 * US,
+            thread_join_wait_ns=40 * US,
         ),
     )
 

@@ -329,10 +329,13 @@ class Processes:
 
     def join(self, task: Task, op: p.Join) -> Steps:
         timeout = p.draw(op.timeout, task.rng) if op.timeout is not None else None
+        costs = self.scenario.machine.costs
         for name in op.names:
             thread = self.threads.get(name)
             if thread is not None:
-                yield from self._wait_for(task, f"join {name}", thread.ended, {thread}, timeout)
+                yield from self._join_one(
+                    task, name, thread.ended, {thread}, timeout, costs.thread_join_wait_ns
+                )
                 continue
             proc = self.by_name.get(name)
             if proc is None or not proc.started:
@@ -341,10 +344,26 @@ class Processes:
             if proc is task.process:
                 yield from self.scheduler.work(task, 0)
                 raise ProgramError("AssertionError", "can only join a child process")
-            yield from self._wait_for(
-                task, f"join {name}", proc.ended, set(proc.live_tasks()), timeout
+            yield from self._join_one(
+                task, name, proc.ended, set(proc.live_tasks()), timeout, costs.join_wait_ns
             )
         yield from self.scheduler.work(task, 0)
+
+    def _join_one(
+        self,
+        task: Task,
+        name: str,
+        ended: simpy.Event,
+        waits_for: set[Task],
+        timeout: int | None,
+        wait_cost_ns: int,
+    ) -> Steps:
+        """One join: a join that waited CALL_COLD_AFTER_NS or more runs
+        `wait_cost_ns` once it returns (`Costs.join_wait_ns`)."""
+        since = self.env.now
+        yield from self._wait_for(task, f"join {name}", ended, waits_for, timeout)
+        if self.env.now - since >= p.CALL_COLD_AFTER_NS:
+            yield from self.scheduler.work(task, wait_cost_ns)
 
     def terminate(self, task: Task, op: p.Terminate) -> Steps:
         yield from self.scheduler.work(task, 0)

@@ -40,6 +40,12 @@ process does not move it. What each one times, and how it maps onto the model:
   `queue_put_cold`, `queue_get_cold`, `pipe_send_cold` and `pipe_recv_cold`,
   their CPU time; and `queue_put_wait`, what a put into a full queue of one
   slot, which waits about 5 ms for it, costs more than a `queue_put`;
+- joins as the executor makes them: `join_wait`, main's CPU time in a join of
+  a child that computes 5 ms (the join waits for it); `thread_join_wait`, the
+  child's in a join of a thread that sleeps 5 ms (one that computed would keep
+  the GIL, so that `start()` returned only once it had ended). Main also joins
+  12 children that have ended, back to back: reported (`details.calls_ns.join`,
+  2–3 µs), not modelled;
 - Queue: `feeder_latency`, put→get of a small item into a consumer already
   waiting, less the CPU time of the bare `put()` it was timed from (the model
   charges the rest to the feeder thread); `per_byte`, half the slope of that
@@ -371,6 +377,8 @@ def _measure(report: Progress) -> MachineProfile:
         "pipe_recv_cold_ns": calls["cold_recv"],
         # It began as a put made back to back with the one before.
         "queue_put_wait_ns": max(0, calls["put_wait"] - calls["put"]),
+        "join_wait_ns": calls["join_waited"],
+        "thread_join_wait_ns": calls["thread_join_waited"],
         "first_get_ns": max(0, calls["first_get"] - calls["get"]),
         # A child's first put also starts the Queue's feeder, not its first thread.
         "first_put_ns": max(0, calls["first_put"] - calls["put"] - thread_start_ns),
@@ -695,10 +703,13 @@ def timed(kind):
         run(interp, op)
         end = time.monotonic_ns()
         cpu = time.thread_time_ns() - c0
-        obj = getattr(op, "queue", None) or getattr(op, "end", "")
+        obj = (
+            getattr(op, "queue", None) or getattr(op, "end", None) or getattr(op, "name", None)
+            or ",".join(getattr(op, "names", ()))
+        )
         marks.append((kind.__name__, obj, cpu, end, end - t0))
     executor._HANDLERS[kind] = handler
-for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print, p.StartThread, p.Sleep):
+for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print, p.StartThread, p.Sleep, p.Join):
     timed(kind)
 child_main = executor.child_main
 def timed_child_main(*args):
@@ -732,6 +743,15 @@ print("main", json.dumps(marks), flush=True)
 """
 )
 _CALL_KINDS = {"Get": "get", "Put": "put", "Send": "send", "Recv": "recv", "Print": "print"}
+
+
+# The calls run's children joined: those main waits for, and those already ended.
+JOIN_WAITED, JOIN_ENDED = "w", "e"
+JOIN_THREAD = "b"  # the child's threads it waits for
+
+
+def _spawn_join(name: str, target: str) -> tuple[p.Op, p.Op]:
+    return p.Spawn(name=name, target=target), p.Join(names=(name,))
 
 
 def _calls_workload() -> p.Scenario:
@@ -781,9 +801,21 @@ def _calls_workload() -> p.Scenario:
                         )
                     ),
                     repeat(p.Put(queue="slot")),
+                    *(
+                        op
+                        for i in range(CALLS)
+                        for op in (
+                            p.StartThread(name=f"{JOIN_THREAD}{i}", target="nap"),
+                            p.Join(names=(f"{JOIN_THREAD}{i}",)),
+                        )
+                    ),
                 ),
             ),
             "nothing": p.FunctionDef("nothing", ()),
+            "busy": p.FunctionDef("busy", (gap,)),
+            # A thread that computed would keep the GIL: its start() would return
+            # only once it had ended, and the join would not wait.
+            "nap": p.FunctionDef("nap", (p.Sleep(duration=p.Constant(CALL_COLD_GAP_NS)),)),
         },
         main=(
             repeat(p.Put(queue="q")),
@@ -799,6 +831,12 @@ def _calls_workload() -> p.Scenario:
                 body=(p.Sleep(duration=p.Constant(CALL_SLOT_WAIT_NS)), p.Get(queue="slot")),
             ),
             p.Join(names=("c1",)),
+            # Joins that wait for their child, then joins of children that have
+            # ended, back to back.
+            *(op for i in range(CALLS) for op in _spawn_join(f"{JOIN_WAITED}{i}", "busy")),
+            *(p.Spawn(name=f"{JOIN_ENDED}{i}", target="nothing") for i in range(CALLS)),
+            p.Sleep(duration=p.Constant(20_000_000)),  # every one of them has ended
+            *(p.Join(names=(f"{JOIN_ENDED}{i}",)) for i in range(CALLS)),
             repeat(p.Recv(end="a")),
             repeat(p.Apply(pool="p", function="nothing")),
             p.PoolClose(pool="p"),
@@ -831,7 +869,10 @@ def _calls_run() -> dict[str, int]:
     for line in out.decode().splitlines():
         who, _, rest = line.partition(" ")
         if who in ("child", "main") and rest.startswith("["):
-            marks[who] = [tuple(mark) for mark in json.loads(rest)]
+            # The joined children print their (empty) marks too: keep c1's.
+            recorded = [tuple(mark) for mark in json.loads(rest)]
+            if len(recorded) >= len(marks.get(who, [])):
+                marks[who] = recorded
         elif who in ("job", "exit_function") and rest.isdigit():
             (jobs if who == "job" else exit_function).append(int(rest))
     times: dict[str, list[int]] = {}
@@ -840,6 +881,8 @@ def _calls_run() -> dict[str, int]:
     starts: list[int] = []
     sleeps: list[int] = []
     for kind, obj, ns, _end, wall in marks.get("child", []):
+        if kind == "Join" or (kind == "StartThread" and obj.startswith(JOIN_THREAD)):
+            continue
         if kind == "StartThread":
             starts.append(wall)
         elif kind == "Sleep":
@@ -850,13 +893,18 @@ def _calls_run() -> dict[str, int]:
             cold.setdefault(_CALL_KINDS[kind], []).append(ns)
         elif obj != "back":  # the spaced puts: timed for their items' way only
             times.setdefault(_CALL_KINDS[kind], []).append(ns)
+    joins: dict[str, list[int]] = {JOIN_WAITED: [], JOIN_ENDED: []}
+    for kind, name, ns, _end, _wall in marks.get("main", []):
+        if kind == "Join" and name[:1] in joins and name[1:].isdigit():
+            joins[name[:1]].append(ns)
+    thread_joins = [ns for kind, _n, ns, _e, _w in marks.get("child", []) if kind == "Join"]
     child = marks.get("child", [])
     spaced = [(ns, end) for _kind, queue, ns, end, _wall in child if queue == "back"]
     got = [end for _kind, queue, _ns, end, _wall in marks.get("main", []) if queue == "back"]
     if (
         sorted(times) != sorted(_CALL_KINDS.values())
         or len(starts) != CALLS
-        or len(sleeps) != 2 * CALLS
+        or len(sleeps) != 3 * CALLS  # the last CALLS: the joined threads' own
         or any(len(v) != CALLS for v in times.values())
         or sorted(cold) != ["get", "put", "recv", "send"]
         or any(len(v) != CALLS for v in cold.values())
@@ -865,6 +913,8 @@ def _calls_run() -> dict[str, int]:
         or len(got) != CALLS
         or len(jobs) != CALLS
         or len(exit_function) != 1
+        or any(len(v) != CALLS for v in joins.values())
+        or len(thread_joins) != CALLS
     ):
         raise CalibrationError(f"the calls run recorded {marks!r}")
     figures: dict[str, int] = {}
@@ -880,13 +930,16 @@ def _calls_run() -> dict[str, int]:
     figures["first_job"] = jobs[0]
     figures["thread_start"] = _median(starts[2:])
     figures["first_thread_start"] = starts[0]
-    figures["sleep"] = _median(sleeps[-CALLS + 2 :])  # the 5 ms ones, after the second
+    figures["sleep"] = _median(sleeps[CALLS + 2 : 2 * CALLS])  # the 5 ms ones, after the second
     figures["exit_function"] = exit_function[0]
     # The first two of each: a put's starts its queue's feeder, and a put into
     # the full queue waits only once the next is ready to be got.
     for kind, samples in cold.items():
         figures[f"cold_{kind}"] = _median(samples[2:])
     figures["put_wait"] = _median(slot[2:])
+    figures["join"] = _median(joins[JOIN_ENDED][2:])
+    figures["join_waited"] = _median(joins[JOIN_WAITED][2:])
+    figures["thread_join_waited"] = _median(thread_joins[2:])
     return figures
 
 
