@@ -43,8 +43,11 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     # The child runs its start-up, sleeps, then exits.
     child_done = child_cpu + start_up + sleeps["child_work"] + exit_
     # The daemon, asleep when killed, takes the CPU main leaves to be torn down.
-    killed = thread_done + between
+    # Each join that waited 1 ms or more runs its return cold.
+    killed = thread_done + costs.thread_join_wait_ns + between
     daemon_gone = killed + costs.kill_exit_ns
+    daemon_joined = daemon_gone + (costs.join_wait_ns if costs.kill_exit_ns >= MS else 0)
+    main_done = child_done + costs.join_wait_ns
     assert [(o.t, o.text) for o in run.outputs("main")] == [(code_done, "main code done")]
     assert run.sequence("main") == [
         (0, "ready", None),
@@ -56,10 +59,10 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
         (killed, "blocked", "join daemon"),
         (daemon_gone, "ready", None),
         (daemon_gone, "running", None),
-        (daemon_gone, "blocked", "join child"),
+        (daemon_joined, "blocked", "join child"),
         (child_done, "ready", None),
         (child_done, "running", None),
-        (child_done, "terminated", None),
+        (main_done, "terminated", None),
     ]
     daemon = run.end_of("daemon")
     assert (daemon.t, daemon.exit_code, daemon.cause) == (daemon_gone, -15, "killed_as_daemon")
@@ -75,7 +78,7 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     child = run.end_of("child")
     assert (child.t, child.exit_code, child.cause) == (child_done, 0, "returned")
     main = run.end_of("main")
-    assert (main.t, main.exit_code) == (child_done, 0)
+    assert (main.t, main.exit_code) == (main_done, 0)
     assert run.states()[-1] is main
     assert run.end.status == "complete"
 

@@ -233,9 +233,12 @@ class Processes:
             yield self.env.timeout(wait)
 
     def _join_threads(self, task: Task) -> Steps:
+        wait_cost = self.scenario.machine.costs.thread_join_wait_ns
         for thread in task.process.threads:
             if thread.alive and not thread.daemon:
-                yield from self._wait_for(task, f"join {thread.name}", thread.ended, {thread})
+                yield from self._join_one(
+                    task, thread.name, thread.ended, {thread}, None, wait_cost
+                )
 
     def _exit_function(self, task: Task, between_ns: int) -> Steps:
         """multiprocessing's exit function: the finalizers of priority 0 and up
@@ -254,10 +257,11 @@ class Processes:
             if child.alive and child.daemon:
                 yield from self.scheduler.work(task, 0)
                 self.kill_process(child, "killed_as_daemon")
+        wait_cost = self.scenario.machine.costs.join_wait_ns
         for child in proc.children:
             if child.started and not child.ended.triggered:  # a daemon may be dying still
-                yield from self._wait_for(
-                    task, f"join {child.name}", child.ended, set(child.live_tasks())
+                yield from self._join_one(
+                    task, child.name, child.ended, set(child.live_tasks()), None, wait_cost
                 )
         for priority, finalizer in finalizers:
             if priority < 0:
@@ -358,8 +362,9 @@ class Processes:
         timeout: int | None,
         wait_cost_ns: int,
     ) -> Steps:
-        """One join: a join that waited CALL_COLD_AFTER_NS or more runs
-        `wait_cost_ns` once it returns (`Costs.join_wait_ns`)."""
+        """One join (a `join` step's, or one the exit sequence makes): a join
+        that waited CALL_COLD_AFTER_NS or more runs `wait_cost_ns` once it
+        returns (`Costs.join_wait_ns`)."""
         since = self.env.now
         yield from self._wait_for(task, f"join {name}", ended, waits_for, timeout)
         if self.env.now - since >= p.CALL_COLD_AFTER_NS:
