@@ -750,10 +750,6 @@ JOIN_WAITED, JOIN_ENDED = "w", "e"
 JOIN_THREAD = "b"  # the child's threads it waits for
 
 
-def _spawn_join(name: str, target: str) -> tuple[p.Op, p.Op]:
-    return p.Spawn(name=name, target=target), p.Join(names=(name,))
-
-
 def _calls_workload() -> p.Scenario:
     def repeat(op: p.Op) -> p.Repeat:
         return p.Repeat(times=CALLS, body=(op,))
@@ -833,7 +829,14 @@ def _calls_workload() -> p.Scenario:
             p.Join(names=("c1",)),
             # Joins that wait for their child, then joins of children that have
             # ended, back to back.
-            *(op for i in range(CALLS) for op in _spawn_join(f"{JOIN_WAITED}{i}", "busy")),
+            *(
+                op
+                for i in range(CALLS)
+                for op in (
+                    p.Spawn(name=f"{JOIN_WAITED}{i}", target="busy"),
+                    p.Join(names=(f"{JOIN_WAITED}{i}",)),
+                )
+            ),
             *(p.Spawn(name=f"{JOIN_ENDED}{i}", target="nothing") for i in range(CALLS)),
             p.Sleep(duration=p.Constant(20_000_000)),  # every one of them has ended
             *(p.Join(names=(f"{JOIN_ENDED}{i}",)) for i in range(CALLS)),
@@ -861,7 +864,11 @@ def _calls_run() -> dict[str, int]:
     put's cost is timed on the puts made back to back (one after a pause costs
     more); `cold_<kind>` of a get, recv, put or send, the CPU time of the call
     made after CALL_COLD_GAP_NS of computation; `put_wait`, of a put into a
-    full queue of one slot, which waits about CALL_SLOT_WAIT_NS for it."""
+    full queue of one slot, which waits about CALL_SLOT_WAIT_NS for it;
+    `join_waited`, main's CPU time in a join of a child that computes
+    CALL_COLD_GAP_NS, and `join`, in one of a child that has ended;
+    `thread_join_waited`, the child's in a join of a thread that sleeps
+    CALL_COLD_GAP_NS."""
     out = _run_executor_script(_CALLS_SCRIPT, _calls_workload())
     marks: dict[str, list[tuple[str, str, int, int, int]]] = {}
     jobs: list[int] = []
