@@ -711,11 +711,17 @@ def timed(kind):
     executor._HANDLERS[kind] = handler
 for kind in (p.Get, p.Put, p.Send, p.Recv, p.Print, p.StartThread, p.Sleep, p.Join):
     timed(kind)
+def report(who):
+    # A line a mark, each in one write of under PIPE_BUF bytes: atomic, so the
+    # processes' lines never interleave (with one print of all its marks, a
+    # process's line was found run into another's now and then).
+    for mark in marks:
+        os.write(1, f"{who} {os.getpid()} {json.dumps(mark)}\\n".encode())
 child_main = executor.child_main
 def timed_child_main(*args):
     del marks[:]  # its parent's, copied by the fork
     child_main(*args)
-    print("child", json.dumps(marks), flush=True)
+    report("child")
 executor.child_main = timed_child_main
 pool_job = executor.pool_job
 def timed_pool_job(*args):
@@ -739,7 +745,7 @@ def timed_finalize_join(*args):  # the child's exit function, once it has closed
 queues.Queue._finalize_close = staticmethod(timed_finalize_close)
 queues.Queue._finalize_join = staticmethod(timed_finalize_join)
 executor.run(spec)
-print("main", json.dumps(marks), flush=True)
+report("main")
 """
 )
 _CALL_KINDS = {"Get": "get", "Put": "put", "Send": "send", "Recv": "recv", "Print": "print"}
@@ -873,15 +879,18 @@ def _calls_run() -> dict[str, int]:
     marks: dict[str, list[tuple[str, str, int, int, int]]] = {}
     jobs: list[int] = []
     exit_function: list[int] = []
+    by_process: dict[tuple[str, str], list[tuple[str, str, int, int, int]]] = {}
     for line in out.decode().splitlines():
         who, _, rest = line.partition(" ")
-        if who in ("child", "main") and rest.startswith("["):
-            # The joined children print their (empty) marks too: keep c1's.
-            recorded = [tuple(mark) for mark in json.loads(rest)]
-            if len(recorded) >= len(marks.get(who, [])):
-                marks[who] = recorded
+        pid, _, mark = rest.partition(" ")
+        if who in ("child", "main") and pid.isdigit() and mark.startswith("["):
+            by_process.setdefault((who, pid), []).append(tuple(json.loads(mark)))
         elif who in ("job", "exit_function") and rest.isdigit():
             (jobs if who == "job" else exit_function).append(int(rest))
+    for (who, _pid), recorded in by_process.items():
+        # Of the children, c1 makes the calls; the joined ones make none.
+        if len(recorded) > len(marks.get(who, [])):
+            marks[who] = recorded
     times: dict[str, list[int]] = {}
     cold: dict[str, list[int]] = {}
     slot: list[int] = []
