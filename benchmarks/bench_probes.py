@@ -17,7 +17,10 @@ root interpreter's teardown of its modules, which the model does not simulate
 either; the ratio to the root's exit is printed beside it ("to exit"). The
 Pool example, a plain program, is timed from its start to its exit. CPU time
 of the whole process tree is reported too: it varies less than wall time when
-other work shares the machine.
+other work shares the machine. On a virtual machine the host may take the CPUs
+for a while (steal, sim/real/host_steal.py): the rounds in which it surely
+took 5% or more of either run's CPU time are counted, and the ratio over the
+other rounds is printed beside the ratio over all.
 
     python benchmarks/bench_probes.py [--rounds N] [--max-rounds M] [--only NAME]
 """
@@ -42,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sim.real import host_steal  # noqa: E402
 from sim.real.executor import RunSpec  # noqa: E402
 from sim.real.inject import new_run_id, probe_environment  # noqa: E402
 from sim.real.policy import RT_BASE_PRIORITY, plan  # noqa: E402
@@ -77,6 +81,7 @@ class Sample:
     makespan_s: float  # to the end of the exit function's joins (a plain program: its exit)
     to_exit_s: float  # to the root process's exit
     cpu_s: float
+    disturbed: bool  # the host surely took 5% or more of the CPUs' busy time
 
 
 def _run(
@@ -86,6 +91,7 @@ def _run(
     preexec: Callable[[], None] | None,
 ) -> Sample:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    steal_before = host_steal.sample()
     start = time.monotonic_ns()
     subprocess.run(
         argv,
@@ -97,11 +103,13 @@ def _run(
     )
     end = time.monotonic_ns()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    steal = host_steal.between(steal_before, host_steal.sample())
+    disturbed = host_steal.disturbed({"host_steal": steal}) is not None
     joined = end
     if stamp_file is not None:
         start, joined = (int(word) for word in stamp_file.read_text().split())
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Sample((joined - start) / 1e9, (end - start) / 1e9, cpu)
+    return Sample((joined - start) / 1e9, (end - start) / 1e9, cpu, disturbed)
 
 
 def measure(
@@ -149,11 +157,13 @@ def measure(
     cpu_b = statistics.median(s.cpu_s for s in bare)
     cpu_p = statistics.median(s.cpu_s for s in probed)
     low, high = _interval(ratios)
+    calm = [p.makespan_s / b.makespan_s for p, b in pairs if not (p.disturbed or b.disturbed)]
     print(
         f"{name:28s} makespan bare {span_b * 1e3:8.1f} ms  probed {span_p * 1e3:8.1f} ms  "
         f"ratio {statistics.median(ratios):.3f} [{low:.3f}–{high:.3f}] in {len(pairs)} rounds "
         f"(of medians {span_p / span_b:.3f})  to exit {exit_ratio:.3f}  "
-        f"cpu ratio {cpu_p / cpu_b:.3f}"
+        f"cpu ratio {cpu_p / cpu_b:.3f}  host steal in {len(pairs) - len(calm)} rounds"
+        + (f", ratio without them {statistics.median(calm):.3f}" if calm else "")
     )
 
 

@@ -5,8 +5,8 @@ differ by up to ±40% from one run to the next, the Pool's and `gil_turn` most),
 and the host's speed drifts over minutes. The shipped default profile and
 `procsim calibrate --runs N` therefore take, figure by figure, the median of
 several runs. `measured` is the last run's notes, except the real Pool
-workload's run (the median of the runs) and the model's run of it under the
-combined costs.
+workload's run (the median of the runs), the model's run of it under the
+combined costs, and the host's steal (each run's).
 
 The combined profile leaves `context_switch` out (each run's measurement stays
 under `measured.details`): charged on every dispatch of another task, it
@@ -78,4 +78,8 @@ def combine_profiles(profiles: Sequence[MachineProfile], note: str) -> MachinePr
         details["pool_run_ns"] = last_run
     measured["details"] = details
     measured["combined"] = note
+    # What the host took during each run (the last run's alone would hide a slow spell).
+    steals = [pr.measured.get("host_steal") for pr in profiles]
+    if any(steals):
+        measured["host_steal"] = steals
     return dataclasses.replace(combined, measured=measured)

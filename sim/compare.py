@@ -41,6 +41,7 @@ from sim.compare_report import (
     level_report,
 )
 from sim.compare_timing import timing_checks
+from sim.real import host_steal
 from sim.trace import Header, Trace, read_trace
 
 __all__ = [
@@ -142,7 +143,7 @@ def _kernel_states(header: Header) -> bool:
 def _info(facts: Facts, path: str) -> RunInfo:
     notes: dict[str, object] = {
         k: facts.header.notes[k]
-        for k in ("kernel_trace", "not_enforced", "kernel_gaps")
+        for k in ("kernel_trace", "not_enforced", "kernel_gaps", "host_steal")
         if k in facts.header.notes
     }
     return RunInfo(facts.label, path, facts.end.t, facts.span_ns, facts.end.status, notes)
@@ -160,6 +161,13 @@ def _notes(sim: Facts, reals: list[Facts], kernel_states: bool) -> Iterator[str]
     for real in reals:
         for item in real.header.notes.get("not_enforced", ()):
             yield f"{real.label}: not enforced: {item}"
+    for real in reals:
+        steal = host_steal.disturbed(real.header.notes)
+        if steal is not None:
+            yield (
+                f"{real.label}: {host_steal.describe(steal)}; the model has no such host, "
+                "so this run's times are longer than the program's own"
+            )
 
 
 def determinism(

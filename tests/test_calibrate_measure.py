@@ -48,6 +48,9 @@ def test_measure_gives_plausible_figures_and_reports_progress() -> None:
     assert details["pool_run_ns"]["real"] > 0 and details["pool_run_ns"]["model"] > 0
     # Measured as real runs run: with the probes, children started as the executor does.
     assert profile.measured["probes"].startswith("on")
+    if Path("/proc/stat").exists():  # what the host took from the CPUs meanwhile
+        steal = profile.measured["host_steal"]
+        assert set(steal["cpus"]) >= os.sched_getaffinity(0) and steal["busy_ms"] > 0
     # And, where perf can, while the scheduler's events are recorded, as real runs are.
     traced = "on" if kernel_missing() is None else "unavailable"
     assert profile.measured["kernel_trace"].startswith(traced)

@@ -197,6 +197,7 @@ def _run_profile(
         measured={
             "host": f"run {scale}",
             "details": {"pool_run_ns": {"tasks": 40, "workers": 2, "real": pool_real}},
+            "host_steal": {"cpus": [0, 1], "steal_ms": 10.0 * scale, "busy_ms": 900.0},
         },
     )
 
@@ -218,6 +219,8 @@ def test_combined_calibrations_take_the_median_of_each_figure() -> None:
     assert combined.context_switch_ns is None  # left out, as in the default profile
     assert combined.measured["host"] == "run 2.0"  # the last run's notes
     assert combined.measured["combined"] == "three runs"
+    # What the host took during each run, not the last run's alone.
+    assert [s["steal_ms"] for s in combined.measured["host_steal"]] == [10.0, 30.0, 20.0]
     run = combined.measured["details"]["pool_run_ns"]
     assert run["real"] == 120_000_000
     assert run["model"] > 0  # the model's run of the Pool workload under the medians

@@ -43,6 +43,24 @@ def test_agreeing_traces_exit_0_and_print_every_level(traces: tuple[Path, Path, 
     assert "Verdict: PASS (outcome pass, order pass, timing pass)" in out
 
 
+def test_each_real_run_shows_what_the_host_took(tmp_path: Path) -> None:
+    sim = queue_trace()
+    real = as_real(sim, 1.02)
+    steal = {"cpus": [0, 1], "steal_ms": 250.0, "busy_ms": 900.0, "share": 0.278}
+    notes = {**real.header.notes, "host_steal": {**steal, "resolution_ms": 10.0}}
+    taken = Trace(dataclasses.replace(real.header, notes=notes), real.events, real.end)
+    result = invoke(
+        write_trace(tmp_path / "sim.jsonl", sim),
+        write_trace(tmp_path / "real.jsonl", taken),
+        write_trace(tmp_path / "calm.jsonl", as_real(sim)),
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    out = " ".join(result.stdout.split())  # type: ignore[attr-defined]
+    assert "complete, kernel trace on, host steal 250.0 of 900.0 ms busy" in out
+    assert "note: real 1: the host took 28% of the busy time of CPUs 0,1" in out
+    assert "real 2:" in out and "real 2: the host" not in out
+
+
 def test_a_failed_check_exits_5_and_names_the_problem(traces: tuple[Path, Path, Path]) -> None:
     sim, good, bad = traces
     result = invoke(sim, good, bad)

@@ -254,6 +254,28 @@ def test_unenforced_policy_makes_sequences_not_applicable() -> None:
     assert report.check("time blocked per task").status == "pass"
 
 
+def test_a_run_the_host_took_cpu_time_from_is_named_in_the_notes() -> None:
+    sim = queue_trace()
+    taken = {"cpus": [0, 1], "steal_ms": 300.0, "busy_ms": 1000.0, "share": 0.3}
+    tick = {"cpus": [0, 1], "steal_ms": 10.0, "busy_ms": 30.0, "share": 0.333}
+    reals = [
+        Trace(
+            dataclasses.replace(
+                real.header,
+                notes={**real.header.notes, "host_steal": {**steal, "resolution_ms": 10.0}},
+            ),
+            real.events,
+            real.end,
+        )
+        for real, steal in ((as_real(sim), taken), (as_real(sim, 1.02), tick))
+    ]
+    report = compare(sim, *reals)
+    (note,) = [n for n in report.notes if "host took" in n]
+    assert note.startswith("real 1: the host took 30% of the busy time of CPUs 0,1")
+    assert report.reals[0].notes["host_steal"]["share"] == 0.3
+    assert report.passed  # a note, not a verdict
+
+
 def test_deadlock_in_the_model_must_be_a_stopped_run_for_real() -> None:
     sim = queue_trace()
     stuck = Trace(sim.header, sim.events, End(sim.end.t, "deadlock"))

@@ -65,6 +65,10 @@ def test_every_shipped_scenario_runs_for_real(path: Path, tmp_dir: Path) -> None
     assert code == (3 if trace.end.status == "deadlock" else 0)
     assert trace.header.source == "real"
     assert trace.header.clock_origin.startswith("CLOCK_MONOTONIC ")
+    if Path("/proc/stat").exists():  # what the host took from the run's CPUs
+        steal = trace.header.notes["host_steal"]
+        assert steal["cpus"] == trace.header.machine["enforced"]["affinity"]
+        assert 0 <= steal["steal_ms"] <= steal["busy_ms"]
     if not kernel_missing():
         assert trace.header.notes["kernel_trace"] == "on"
         assert trace.header.notes["kernel_tasks"] == trace.header.notes["tasks"]

@@ -21,7 +21,10 @@ scenario's median; --sequential makes them back to back instead. Reported:
   model figure and the real runs' min–max, and, under the table, how many
   CPU-bound scenarios meet each per-task target;
 - the verdict of each comparison level, and the machine's load average before
-  and after (the real runs share the machine with whatever else runs on it).
+  and after (the real runs share the machine with whatever else runs on it);
+- the largest share of its CPUs' busy time the host surely took from a real
+  run (steal, on a virtual machine, counted in 10 ms ticks: the lower bound
+  of sim/real/host_steal.py), and how many real runs it took at least 5% from.
 
 With --calibrate N, the machine is also calibrated N times during the
 benchmark (before each of the first N rounds), and every scenario is simulated
@@ -59,6 +62,7 @@ from sim.compare_facts import facts_of
 from sim.compare_report import ComparisonReport, Tolerance
 from sim.compare_runs import real_timeout_s, record_real_run, record_simulation
 from sim.program import Scenario
+from sim.real import host_steal
 from sim.scenario import load_scenario
 from sim.trace import read_trace
 
@@ -102,6 +106,7 @@ class Row:
     real_min_ms: float
     real_max_ms: float
     error: float
+    real_ms: list[float]  # each real run's makespan, in the order they were made
     in_raw_band: bool
     in_band: bool
     cpu_bound: bool
@@ -110,6 +115,9 @@ class Row:
     ready: TaskFigure | None
     levels: str
     seconds: float
+    # The least share of its CPUs' busy time the host took from each real run
+    # (None: not measured).
+    steal: list[float | None] = field(default_factory=list)
     # Why per-task running and ready times were not compared, if they were not.
     per_task_skipped: str = ""
     # Each failed check, with its figures: what a failed level was about.
@@ -239,12 +247,14 @@ def measure(r: Recorded) -> Row:
         lived = [sum(t) for t in zip(running, ready, blocked, strict=True)]
         cpu_bound |= statistics.median(running) >= 0.5 * statistics.median(lived)
     error = _error(sim.span_ns, spans)
+    steal = [host_steal_share(real.header.notes) for real in reals]
     return Row(
         scenario=r.path.stem,
         sim_ms=sim.span_ns / 1e6,
         real_median_ms=statistics.median(spans) / 1e6,
         real_min_ms=min(spans) / 1e6,
         real_max_ms=max(spans) / 1e6,
+        real_ms=[span / 1e6 for span in spans],
         error=error if error is not None else 0.0,
         in_raw_band=min(spans) <= sim.span_ns <= max(spans),
         in_band=lo <= sim.span_ns <= hi,
@@ -253,6 +263,7 @@ def measure(r: Recorded) -> Row:
         ready=_worst(ready_figures),
         levels=" ".join(f"{lv.level[:3]}:{lv.status}" for lv in report.levels),
         seconds=r.seconds + time.monotonic() - began,
+        steal=steal,
         per_task_skipped=skipped,
         failures=[
             f"{level.level} / {check.name}: {check.summary}"
@@ -261,6 +272,16 @@ def measure(r: Recorded) -> Row:
             if check.status == "fail"
         ],
     )
+
+
+def host_steal_share(notes: dict[str, Any]) -> float | None:
+    steal = notes.get("host_steal")
+    return host_steal.least_share(steal) if isinstance(steal, dict) else None
+
+
+def _steal(shares: list[float | None]) -> str:
+    measured = [s for s in shares if s is not None]
+    return f"{max(measured):.0%}" if measured else "—"
 
 
 def _pct(value: float | None) -> str:
@@ -272,8 +293,9 @@ def markdown(rows: list[Row], heading: str) -> str:
         heading,
         "",
         "| scenario | model ms | real median ms | real min–max ms | error | in band "
-        "(raw / widened) | CPU-bound | worst running error | worst ready error | levels |",
-        "|---|---:|---:|---:|---:|:-:|:-:|---|---|---|",
+        "(raw / widened) | CPU-bound | worst running error | worst ready error | levels | "
+        "host steal (max, at least) |",
+        "|---|---:|---:|---:|---:|:-:|:-:|---|---|---|---:|",
     ]
     for r in rows:
         target = "✓" if abs(r.error) <= MAKESPAN_TARGET else "✗"
@@ -285,11 +307,21 @@ def markdown(rows: list[Row], heading: str) -> str:
             f"| {r.scenario} | {r.sim_ms:.2f} | {r.real_median_ms:.2f} | "
             f"{r.real_min_ms:.2f}–{r.real_max_ms:.2f} | {_pct(r.error)} {target} | "
             f"{'yes' if r.in_raw_band else 'no'} / {'yes' if r.in_band else 'no'} | "
-            f"{'yes' if r.cpu_bound else 'no'} | {running} | {ready} | {r.levels} |"
+            f"{'yes' if r.cpu_bound else 'no'} | {running} | {ready} | {r.levels} | "
+            f"{_steal(r.steal)} |"
         )
     within = sum(1 for r in rows if abs(r.error) <= MAKESPAN_TARGET)
     lines += ["", f"Makespan within {MAKESPAN_TARGET:.0%}: {within} of {len(rows)} scenarios."]
     lines += _per_task_summary(rows)
+    shares = [s for r in rows for s in r.steal if s is not None]
+    if shares:
+        taken = sum(s >= host_steal.NOTICE_SHARE for s in shares)
+        lines += [
+            "",
+            f"Real runs the host surely took at least {host_steal.NOTICE_SHARE:.0%} of their "
+            f"CPUs' busy time from (steal): {taken} of {len(shares)}; the largest such share "
+            f"{max(shares):.0%}.",
+        ]
     failed = [(r.scenario, f) for r in rows for f in r.failures]
     if failed:
         lines += ["", "Failed checks:", ""]

@@ -266,7 +266,14 @@ def show_comparison(report: ComparisonReport) -> None:
     for real in report.reals:
         kernel = real.notes.get("kernel_trace", "?")
         where = real.path if real.path and Path(real.path).exists() else "(not kept; see --keep)"
-        out.print(Text(f"{real.label}: {where} — {real.status}, kernel trace {kernel}"))
+        steal = real.notes.get("host_steal")
+        # In ms, not as a share: counted in 10 ms ticks, a short run's share says little.
+        taken = (
+            f", host steal {steal.get('steal_ms')} of {steal.get('busy_ms')} ms busy"
+            if isinstance(steal, dict)
+            else ""
+        )
+        out.print(Text(f"{real.label}: {where} — {real.status}, kernel trace {kernel}{taken}"))
     for note in report.notes:
         out.print(Text(f"note: {note}", style="yellow"))
     levels = ", ".join(f"{lv.level} {lv.status}" for lv in report.levels)
@@ -312,6 +319,7 @@ def calibrate(
     `compare --machine`, or a scenario's `machine: {profile: PATH}`."""
     from sim.calibrate import render_profile, write_profile
     from sim.calibrate_combine import combine_profiles
+    from sim.real import host_steal
     from sim.real.calibration import CalibrationError, measure
 
     if kernel not in KERNEL_MODES:
@@ -337,6 +345,17 @@ def calibrate(
                 profiles.append(measure(update, probes=probes, kernel=cast("KernelMode", kernel)))
             except (OSError, CalibrationError) as exc:
                 raise _fail(f"a measurement failed: {exc}", ExitCode.ERROR) from None
+    for run, measured in enumerate(profiles, start=1):
+        steal = host_steal.disturbed(dict(measured.measured))
+        if steal is not None:
+            which = f"run {run}: " if runs > 1 else ""
+            err_console.print(
+                f"warning: {which}{host_steal.describe(steal)} while calibrating; the figures "
+                "are longer than this machine's own",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     profile = profiles[0]
     if runs > 1:
         span = f"{time.strftime('%H:%M', began)}–{time.strftime('%H:%M', time.gmtime())} UTC"

@@ -62,9 +62,11 @@ def _kernel_mode(value: str) -> Literal["auto", "on", "off"]:
 
 
 def _report(result: RealResult) -> None:
-    """The run's verdict, what was not enforced, and the per-task metrics."""
+    """The run's verdict, what was not enforced, what the host took, and the
+    per-task metrics."""
     from sim.cli.traces import show_report
     from sim.metrics import metrics_of
+    from sim.real import host_steal
     from sim.trace import read_trace
 
     header = read_trace(result.trace_path).header
@@ -72,6 +74,10 @@ def _report(result: RealResult) -> None:
     _say(f"kernel scheduler trace: {result.kernel_status}")
     for item in header.notes.get("not_enforced", []):
         _say(f"not enforced: {item}", error=True)
+    steal = host_steal.disturbed(header.notes)
+    if steal is not None:
+        why = "the run's times are longer than the program's own"
+        _say(f"host steal: {host_steal.describe(steal)}; {why}", error=True)
     show_report(metrics_of(result.trace_path))
 
 

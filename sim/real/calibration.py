@@ -122,6 +122,7 @@ from typing import TYPE_CHECKING, Any
 from sim import program as p
 from sim.calibrate import MachineProfile
 from sim.calibrate_pool import modelled_pool_run_ns, pool_workload
+from sim.real import host_steal
 from sim.real.executor import RunSpec
 from sim.real.inject import new_run_id, probe_environment
 from sim.real.runtime.recorder import DIR_ENV, ROOT_ENV
@@ -184,7 +185,9 @@ def measure(
     the figures are those of programs run without procsim. `kernel`: record
     the scheduler's events meanwhile, as a real run with kernel tracing does
     (`auto`: when perf can), and throw them away: tracing costs every context
-    switch and wake-up something, and the runs the model is compared with pay it."""
+    switch and wake-up something, and the runs the model is compared with pay it.
+    What the host took from the CPUs meanwhile (steal, on a virtual machine) is
+    noted in `measured.host_steal`: it makes every figure longer."""
     report = progress or (lambda _label, _done: None)
     # Imported here, not by the measuring process: a fork costs more the more
     # its parent has loaded.
@@ -195,13 +198,17 @@ def measure(
             recorder, status = start_kernel(kernel, Path(work), keep=False)
         except RealRunError as exc:
             raise CalibrationError(str(exc)) from None
+        steal_before = host_steal.sample()
         try:
             profile = _measure_probed(report, recorder is not None) if probes else _measure(report)
         finally:
             if recorder is not None:
                 recorder.stop()
-    note = KERNEL_NOTE if status == "on" else status
-    return dataclasses.replace(profile, measured={**profile.measured, "kernel_trace": note})
+        steal = host_steal.between(steal_before, host_steal.sample())
+    measured = {**profile.measured, "kernel_trace": KERNEL_NOTE if status == "on" else status}
+    if steal is not None:
+        measured["host_steal"] = steal
+    return dataclasses.replace(profile, measured=measured)
 
 
 def _measure_probed(report: Progress, schedstat: bool) -> MachineProfile:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import sim
 from sim.program import Scenario, has_arrivals
-from sim.real import cleanup
+from sim.real import cleanup, host_steal
 from sim.real.executor import RunSpec
 from sim.real.inject import BOOT_DIR, new_run_id, probe_environment
 from sim.real.kernel_trace import KernelRecorder, KernelTraceUnavailable
@@ -268,6 +268,8 @@ def _run_with_probes(
     stop = threading.Event()
     proc: subprocess.Popen[bytes] | None = None
     outcome: _Outcome | None = None
+    cpus = _run_cpus(policy)
+    steal_before = host_steal.sample(cpus)
     try:
         with _interrupts(stop):
             try:
@@ -287,6 +289,7 @@ def _run_with_probes(
         if proc is not None:
             cleanup.kill_run(proc.pid, run_id)
             proc.wait()
+        steal = host_steal.between(steal_before, host_steal.sample(cpus))
         if recorder is not None:
             recorder.stop()
     assert outcome is not None
@@ -336,6 +339,8 @@ def _run_with_probes(
             notes["schedstat_check"] = stats.schedstat
     if stats.garbled:
         notes["garbled_reads"] = stats.garbled
+    if steal is not None:
+        notes["host_steal"] = steal
     header = Header(
         scenario=name,
         source="real",
@@ -351,6 +356,15 @@ def _run_with_probes(
             writer.emit(event)
         path = writer.close(merged.end)
     return RealResult(path, merged.end, EXIT_CODES[merged.end.status], kernel_status)
+
+
+def _run_cpus(policy: PolicyPlan | None) -> tuple[int, ...] | None:
+    """The CPUs the run may use: its pinning, else this process's own."""
+    if policy is not None and policy.affinity is not None:
+        return policy.affinity
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    return None
 
 
 def _time_zero(root: list[Record], executor: bool) -> int:
