@@ -17,6 +17,7 @@ from sim.program import Constant, FunctionDef, Join, Machine, Scenario, Sleep, S
 from sim.real import RealRunError, run_scenario, trace_program
 from sim.real.runtime.recorder import RUN_ENV
 from sim.real.watch import DeadlockWatch
+from sim.trace import OutputEvent
 from tests.real_checks import load_checked, stray_children
 
 pytestmark = pytest.mark.real
@@ -173,3 +174,33 @@ def test_the_cli_exit_code_is_3_on_a_deadlock(tmp_path: Path) -> None:
     assert cli.returncode == 3, cli.stderr
     assert "p1 is blocked on q1.get" in cli.stdout
     assert load_checked(out).end.status == "deadlock"
+
+
+def test_a_reader_that_goes_away_leaves_the_run_to_finish(tmp_path: Path) -> None:
+    """`procsim real ... | head -1`: the scenario's later prints find no reader.
+    Each process then prints to nowhere and runs on; before, the pool's result
+    handler died of the broken pipe and the pool waited for it forever."""
+    scenario = tmp_path / "pool_prints.yaml"
+    scenario.write_text(
+        "name: pool-prints\n"
+        "machine: {cpus: 2}\n"
+        "objects:\n  p: {type: pool, workers: 2}\n"
+        "functions:\n  f: [{compute: 100us}]\n  shout: [{print: done}]\n"
+        "main:\n  - print: main\n"
+        "  - apply_async: {pool: p, function: f, times: 200, callback: shout}\n"
+        "  - close_pool: p\n  - join_pool: p\n"
+    )
+    out, errors = tmp_path / "p.jsonl", tmp_path / "stderr.txt"
+    with errors.open("w") as err:
+        cli = subprocess.Popen([*PROCSIM, "real", str(scenario), "-o", str(out),
+                                "--kernel", "off", "--timeout", "30"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=err)  # fmt: skip
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == b"main\n"
+        cli.stdout.close()  # as `head -1` does
+        cli.wait(timeout=120)
+    trace = load_checked(out)
+    assert trace.end.status == "complete"  # not stopped at its --timeout
+    assert sum(isinstance(e, OutputEvent) for e in trace.events) == 201
+    assert "Traceback" not in errors.read_text()
+    assert stray_children() == [] and _run_processes() == []

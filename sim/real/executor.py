@@ -138,7 +138,15 @@ class Interpreter:
         time.sleep(self._draw(op.duration) / 1e9)
 
     def _print(self, op: p.Print) -> None:
-        print(op.text, flush=True)
+        try:
+            print(op.text, flush=True)
+        except BrokenPipeError:
+            # Whoever read the run's output has gone (`procsim real ... | head`):
+            # the rest of this process's output goes nowhere, and the scenario
+            # runs on as it would with a reader, instead of a task dying of it
+            # (a pool's result handler dying leaves the pool waiting forever).
+            _discard_stdout()
+            print(op.text, flush=True)
 
     def _repeat(self, op: p.Repeat) -> None:
         for _ in range(op.times):
@@ -408,6 +416,15 @@ def _callback_interpreter(owner: Interpreter, task: str) -> Interpreter:
         interp.children, interp.pools, interp.results = owner.children, owner.pools, owner.results
         _callback_interpreters[task] = interp
     return interp
+
+
+def _discard_stdout() -> None:
+    """Point this process's standard output at the null device."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    finally:
+        os.close(null)
 
 
 def burn(ns: int) -> None:
