@@ -6,7 +6,7 @@ does not advance (Linux leaves steal out of a task's CPU time), so every step
 of the run takes longer in wall time, ready tasks wait longer, and the real
 makespan grows by an amount that has nothing to do with the program. The model
 knows nothing of it. Measured on this machine kind, the host took 0-2% of the
-busy time in some spells and 10-40% in others, the reference Pool example's
+busy time in some spells and 8-42% in others, the reference Pool example's
 bare makespan following it (466-760 ms in one spell of twelve runs).
 
 Linux counts steal per CPU in /proc/stat (the eighth figure of a `cpuN` line),
