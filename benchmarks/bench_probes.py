@@ -104,7 +104,7 @@ def _run(
     end = time.monotonic_ns()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     steal = host_steal.between(steal_before, host_steal.sample())
-    disturbed = host_steal.disturbed({"host_steal": steal}) is not None
+    disturbed = host_steal.disturbance({"host_steal": steal}) is not None
     joined = end
     if stamp_file is not None:
         start, joined = (int(word) for word in stamp_file.read_text().split())

@@ -162,11 +162,11 @@ def _notes(sim: Facts, reals: list[Facts], kernel_states: bool) -> Iterator[str]
         for item in real.header.notes.get("not_enforced", ()):
             yield f"{real.label}: not enforced: {item}"
     for real in reals:
-        steal = host_steal.disturbed(real.header.notes)
-        if steal is not None:
+        taken = host_steal.disturbance(real.header.notes)
+        if taken is not None:
             yield (
-                f"{real.label}: {host_steal.describe(steal)}; the model has no such host, "
-                "so this run's times are longer than the program's own"
+                f"{real.label}: {taken}; the model has no such host, so this run's times "
+                "are longer than the program's own"
             )
 
 

@@ -72,6 +72,11 @@ def test_every_shipped_scenario_runs_for_real(path: Path, tmp_dir: Path) -> None
     if not kernel_missing():
         assert trace.header.notes["kernel_trace"] == "on"
         assert trace.header.notes["kernel_tasks"] == trace.header.notes["tasks"]
+        check = trace.header.notes.get("schedstat_check")
+        if path.stem == "three_states":  # three children of 10 ms of CPU each
+            assert check is not None and check["tasks"] >= 3 and check["cpu_ns"] >= 30_000_000
+        if check is not None:  # the trace never shows much less running than was counted
+            assert check["running_beyond_cpu_ns"] >= -0.05 * check["cpu_ns"]
     assert stray_children() == []
 
 

@@ -24,7 +24,8 @@ scenario's median; --sequential makes them back to back instead. Reported:
   and after (the real runs share the machine with whatever else runs on it);
 - the largest share of its CPUs' busy time the host surely took from a real
   run (steal, on a virtual machine, counted in 10 ms ticks: the lower bound
-  of sim/real/host_steal.py), and how many real runs it took at least 5% from.
+  of sim/real/host_steal.py), and how many real runs it took at least 5% from
+  by that count or by the kernel trace's (as `compare` notes them).
 
 With --calibrate N, the machine is also calibrated N times during the
 benchmark (before each of the first N rounds), and every scenario is simulated
@@ -116,8 +117,9 @@ class Row:
     levels: str
     seconds: float
     # The least share of its CPUs' busy time the host took from each real run
-    # (None: not measured).
+    # (None: not measured), and how many runs it surely took 5% or more from.
     steal: list[float | None] = field(default_factory=list)
+    disturbed: int = 0
     # Why per-task running and ready times were not compared, if they were not.
     per_task_skipped: str = ""
     # Each failed check, with its figures: what a failed level was about.
@@ -264,6 +266,7 @@ def measure(r: Recorded) -> Row:
         levels=" ".join(f"{lv.level[:3]}:{lv.status}" for lv in report.levels),
         seconds=r.seconds + time.monotonic() - began,
         steal=steal,
+        disturbed=sum(host_steal.disturbance(real.header.notes) is not None for real in reals),
         per_task_skipped=skipped,
         failures=[
             f"{level.level} / {check.name}: {check.summary}"
@@ -315,12 +318,12 @@ def markdown(rows: list[Row], heading: str) -> str:
     lines += _per_task_summary(rows)
     shares = [s for r in rows for s in r.steal if s is not None]
     if shares:
-        taken = sum(s >= host_steal.NOTICE_SHARE for s in shares)
         lines += [
             "",
-            f"Real runs the host surely took at least {host_steal.NOTICE_SHARE:.0%} of their "
-            f"CPUs' busy time from (steal): {taken} of {len(shares)}; the largest such share "
-            f"{max(shares):.0%}.",
+            f"Real runs the host surely took {host_steal.NOTICE_SHARE:.0%} or more from (steal, "
+            "by /proc/stat or by the kernel trace against the tasks' CPU clocks): "
+            f"{sum(r.disturbed for r in rows)} of {len(shares)}; the largest share of the "
+            f"CPUs' busy time by /proc/stat {max(shares):.0%}.",
         ]
     failed = [(r.scenario, f) for r in rows for f in r.failures]
     if failed:

@@ -346,12 +346,12 @@ def calibrate(
             except (OSError, CalibrationError) as exc:
                 raise _fail(f"a measurement failed: {exc}", ExitCode.ERROR) from None
     for run, measured in enumerate(profiles, start=1):
-        steal = host_steal.disturbed(dict(measured.measured))
-        if steal is not None:
+        taken = host_steal.disturbance(dict(measured.measured))
+        if taken is not None:
             which = f"run {run}: " if runs > 1 else ""
             err_console.print(
-                f"warning: {which}{host_steal.describe(steal)} while calibrating; the figures "
-                "are longer than this machine's own",
+                f"warning: {which}{taken} while calibrating; the figures are longer than "
+                "this machine's own",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

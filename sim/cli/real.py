@@ -74,10 +74,9 @@ def _report(result: RealResult) -> None:
     _say(f"kernel scheduler trace: {result.kernel_status}")
     for item in header.notes.get("not_enforced", []):
         _say(f"not enforced: {item}", error=True)
-    steal = host_steal.disturbed(header.notes)
-    if steal is not None:
-        why = "the run's times are longer than the program's own"
-        _say(f"host steal: {host_steal.describe(steal)}; {why}", error=True)
+    taken = host_steal.disturbance(header.notes)
+    if taken is not None:
+        _say(f"host steal: {taken}; the run's times are longer than the program's own", error=True)
     show_report(metrics_of(result.trace_path))
 
 
