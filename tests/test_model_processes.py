@@ -26,20 +26,22 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
         if isinstance(op, Sleep)
     }
     # The main code: two start() calls, its first thread start and a print.
+    # Thread.start() waits for the new thread to start, which takes the GIL
+    # and main's CPU, and sleeps at once: main has both back that instant.
     thread_start = costs.thread_start_ns + costs.first_thread_start_ns
-    code_done = 2 * costs.start_call_ns + costs.first_start_ns + thread_start + costs.print_ns
+    thread_started = 2 * costs.start_call_ns + costs.first_start_ns + thread_start
+    code_done = thread_started + costs.print_ns
     # Then the interpreter's shutdown, up to joining the threads, less the part
     # multiprocessing's exit function runs after them (its `active_children()`).
     between = min(costs.exit_function_ns, costs.shutdown_ns)
     main_free = code_done + costs.shutdown_ns - between
-    # The child (ready first) and the helper thread wait for a CPU: main frees
-    # one, the daemon the other once its own start-up ends (then it sleeps).
-    # The child takes the first freed, the thread the second.
+    # The child, forked onto the CPU the daemon runs its start-up on, waits
+    # for it (then the daemon sleeps).
     # (The daemon exists from the fork, start_return before its start() ends.)
     forked = costs.start_call_ns + costs.first_start_ns - costs.start_return_ns
-    daemon_up = forked + start_up
-    child_cpu, thread_cpu = sorted((main_free, daemon_up))
-    thread_done = thread_cpu + sleeps["thread_work"]
+    child_cpu = daemon_up = forked + start_up
+    assert daemon_up < thread_started
+    thread_done = thread_started + sleeps["thread_work"]
     # The child runs its start-up, sleeps, then exits.
     child_done = child_cpu + start_up + sleeps["child_work"] + exit_
     # The daemon, asleep when killed, takes the CPU main leaves to be torn down.
@@ -52,6 +54,9 @@ def test_daemon_killed_when_main_code_ends_and_its_thread_is_joined() -> None:
     assert run.sequence("main") == [
         (0, "ready", None),
         (0, "running", None),
+        (thread_started, "blocked", "gil"),
+        (thread_started, "ready", None),
+        (thread_started, "running", None),
         (main_free, "blocked", "join main.helper"),  # non-daemon threads first
         (thread_done, "ready", None),
         (thread_done, "running", None),
@@ -287,6 +292,25 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
     assert run.end.t == starts + 2 * 30 * MS + joined + costs.shutdown_ns
 
 
+def test_thread_start_waits_for_the_new_thread_then_for_the_gil() -> None:
+    # CPython's Thread.start() waits until the new thread has started; the new
+    # thread takes the GIL and runs on into its target. t1 computes, so main
+    # has the GIL back only at the forced switch, a switch interval later, and
+    # only then starts t2, which takes the GIL from it (t1 waiting meanwhile).
+    run = run_file("gil_threads.yaml")
+    costs = run.scenario.machine.costs
+    interval = costs.gil_switch_interval_ns
+    t1_runs = run.first("main.t1", "running").t
+    assert t1_runs == costs.first_thread_start_ns + costs.thread_start_ns
+    waiting = run.state_at("main", t1_runs + interval // 2)
+    assert waiting is not None and (waiting.state, waiting.reason) == ("blocked", "gil")
+    assert run.first("main.t1", "blocked", "gil").t == t1_runs + interval
+    t2_made = next(e.t for e in run.created() if e.task == "main.t2")
+    assert t2_made == t1_runs + interval + costs.thread_start_ns
+    t1_turns = [start for start, end, _ in run.intervals("main.t1", "running") if end > start]
+    assert run.first("main.t2", "running").t < t1_turns[1]
+
+
 def test_a_forced_gil_switch_wakes_the_taker_on_the_other_cpu() -> None:
     # CPython's dropper wakes the taker, then waits on its CPU until the taker
     # has the GIL: the kernel places the taker on the other, idle CPU, which
@@ -295,7 +319,7 @@ def test_a_forced_gil_switch_wakes_the_taker_on_the_other_cpu() -> None:
 name: gil-handoff
 {machine(2, wake_up="30us")}
 functions:
-  spin: [{{compute: 12ms}}]
+  spin: [{{compute: 30ms}}]
 main:
   - thread: {{name: t1, target: spin}}
   - thread: {{name: t2, target: spin}}
@@ -312,7 +336,8 @@ main:
             if after[0].state != "ready" or after[0].t != e.t:
                 continue  # not a hand-over to the other thread at this instant
             was_on = run.state_at(dropper, e.t - 1)
-            assert was_on is not None and was_on.state == "running"
+            if was_on is None or was_on.state != "running":
+                continue  # woken by a release that gave the GIL to another, it waits again
             runs = after[1]
             assert (runs.state, runs.t) == ("running", e.t + 30_000), (dropper, e.t)
             assert runs.cpu is not None and runs.cpu != was_on.cpu, (dropper, e.t)
@@ -321,15 +346,17 @@ main:
 
 
 def test_a_thread_forced_off_the_gil_wins_it_back_at_the_takers_system_call() -> None:
-    # Main computes, holding the GIL; the thread waits for it, and gets it at
-    # each forced switch (every 5 ms). Its print is a system call: main, forced
-    # off just before and waiting again, wins the GIL back there, so the thread
-    # prints one line per switch instead of all five at once.
+    # Main computes, holding the GIL; the thread, back from its sleep at 1 ms,
+    # waits for it, and gets it at each forced switch (every 5 ms). Its print is
+    # a system call: main, forced off just before and waiting again, wins the
+    # GIL back there, so the thread prints one line per switch instead of all
+    # five at once.
     run = run_text(f"""
 name: hot-waiter
 {machine(2)}
 functions:
   talk:
+    - sleep: 1ms
     - repeat: {{times: 5, do: [{{print: hello}}]}}
 main:
   - thread: {{name: t, target: talk}}
@@ -337,7 +364,7 @@ main:
   - join: t
 """)
     printed = [o.t for o in run.outputs("main.t")]
-    assert printed == [5 * MS, 10 * MS, 15 * MS, 18 * MS, 18 * MS]
+    assert printed == [6 * MS, 11 * MS, 16 * MS, 18 * MS, 18 * MS]
     # Main waited for the GIL only while the thread printed (no time at all here).
     assert run.time_in("main", "running") == 18 * MS
 

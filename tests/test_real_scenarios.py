@@ -14,7 +14,15 @@ import pytest
 from sim.real import run_scenario
 from sim.real.policy import rr_timeslice_ns
 from sim.scenario import load_scenario
-from sim.trace import JobEvent, MessageEvent, OutputEvent, StateChanged, Trace, WarningEvent
+from sim.trace import (
+    JobEvent,
+    MessageEvent,
+    OutputEvent,
+    StateChanged,
+    TaskCreated,
+    Trace,
+    WarningEvent,
+)
 from tests.real_checks import (
     kernel_missing,
     load_checked,
@@ -26,6 +34,7 @@ from tests.real_checks import (
 
 pytestmark = pytest.mark.real
 ROOT = Path(__file__).resolve().parents[1]
+MS = 1_000_000
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 _RUNS: dict[Path, tuple[Trace, int]] = {}
 
@@ -191,6 +200,14 @@ def test_threads_of_one_process_wait_for_the_gil(tmp_dir: Path) -> None:
         e.reason for e in trace.events if isinstance(e, StateChanged) and e.task == "main.t1"
     }
     assert "gil" in reasons
+    # Thread.start() returns only once main has the GIL back, which t1, computing
+    # from its start, gives up at the first forced switch (5 ms): as the model has it.
+    t1_runs = next(
+        e.t for e in trace.events
+        if isinstance(e, StateChanged) and e.task == "main.t1" and e.state == "running"
+    )  # fmt: skip
+    t2_made = next(e.t for e in trace.events if isinstance(e, TaskCreated) and e.task == "main.t2")
+    assert t2_made - t1_runs >= 4 * MS, (t1_runs, t2_made)
 
 
 def test_an_arriving_process_waits_until_its_arrival_time(tmp_path: Path) -> None:

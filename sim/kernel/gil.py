@@ -42,6 +42,9 @@ class Gil:
         # it went to holds it: it waits again at once, and wins the GIL back at
         # that thread's first system call (`hand_back`).
         self.hot: Task | None = None
+        # The thread `Thread.start()` has just made: it takes the GIL at the
+        # starting thread's next release, before any waiter (see `release`).
+        self.heir: Task | None = None
 
     def acquire(self, task: Task) -> Generator[simpy.Event, Any, None]:
         """Take the GIL, waiting for it if another thread holds it. On return the
@@ -66,6 +69,16 @@ class Gil:
             return
         forced = self.drop_requested
         self.drop_requested = False
+        heir, self.heir = self.heir, None
+        if heir is not None and heir.alive:
+            # The new thread runs at once and takes the GIL; the waiter CPython's
+            # release signals finds it taken and waits again.
+            self.waiters.wake(heir)
+            self.holder = heir
+            self.hot = None
+            self.waiters.wake_one()
+            self._switched()
+            return
         self.holder = self.waiters.wake_one() if self.waiters.waiting else None
         self.hot = task if forced and self.holder is not None else None
         if self.hot is not None and self.holder is not None and task.cpu is not None:

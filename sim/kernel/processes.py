@@ -382,13 +382,33 @@ class Processes:
         self.kill_process(proc, "terminated")
 
     def start_thread(self, task: Task, op: p.StartThread) -> Steps:
+        """CPython's `Thread.start()`: the new thread is made, then the starting
+        thread waits for it to say it has started, which releases the GIL. The
+        new thread, runnable at that instant, takes the GIL and runs on into its
+        target holding it; the starting thread, woken, waits for the GIL like
+        any thread (a switch interval, if the new thread computes)."""
         yield from self.scheduler.work(task, 0)
         body = self._target_body(op.target)
+        yield from self.scheduler.work(task, self.thread_start_ns(task))
+        started = self.env.event()
+
+        def run(thread: Task) -> Steps:
+            yield from self.scheduler.work(thread, 0)  # on a CPU, holding the GIL
+            started.succeed()
+            yield from body(thread)
+
         thread = self.new_thread(
-            task.process, op.name, "thread", body, op.daemon, task.name, op.target
+            task.process, op.name, "thread", run, op.daemon, task.name, op.target
         )
         self.threads[op.name] = thread
-        yield from self.scheduler.work(task, self.thread_start_ns(task))
+        gil = task.process.gil
+        if gil is not None and gil.holder is task:
+            gil.heir = thread
+        # Real traces name this wait `gil` too: the kernel sees a futex wait
+        # while a sibling thread runs, holding the GIL.
+        yield from self.scheduler.block(
+            task, "gil", started, lambda: {thread} if thread.alive else set()
+        )
 
     def thread_start_ns(self, task: Task) -> int:
         """What `Thread.start()` costs `task`: `thread_start`, and `first_thread_start`
