@@ -268,21 +268,30 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
     run = run_file("gil_threads.yaml")
     interval = run.scenario.machine.costs.gil_switch_interval_ns
     threads = ("main.t1", "main.t2")
-    running = {t: [i for i in run.intervals(t, "running") if i[1] > i[0]] for t in threads}
+    # A thread's turn: its runs back to back (another's zero-length run between
+    # two of them, on the same CPU, does not end it).
+    turns: list[tuple[int, int, str]] = []
+    runs = sorted((s, e, t) for t in threads for s, e, _ in run.intervals(t, "running"))
+    for start, end, thread in runs:
+        if end == start:
+            continue
+        if turns and turns[-1][2] == thread and turns[-1][1] == start:
+            start = turns.pop()[0]
+        turns.append((start, end, thread))
     # Never on two CPUs at once, though two are free.
-    turns = sorted((start, end, t) for t in threads for start, end, _ in running[t])
     for (_, end, _), (start, _, _) in itertools.pairwise(turns):
         assert end <= start
     # Turns alternate, each one switch interval long; 30 ms each makes 12 turns.
     assert [t for _, _, t in turns] == list(threads) * 6
     assert all(end - start == interval for start, end, _ in turns)
-    # While one runs, the other is blocked waiting for the GIL (not ready).
+    # While one runs, the other waits for the GIL, blocked, except that t1,
+    # woken as main's start() of t2 gives the GIL up, waits behind t2 in its
+    # CPU's queue until t2's slice ends (see the next test).
     for start, end, holder in turns:
         other = threads[1 - threads.index(holder)]
-        waiting = run.state_at(other, start)
+        waiting = run.state_at(other, (start + end) // 2)
         if waiting is not None and waiting.state != "terminated":
             assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
-            assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
     # Together they take as long as one thread doing both halves, after main has
     # started them (its first thread start costs more); main's join of t1, which
     # waited, returns once t2 has left the GIL; then the main process shuts down.
@@ -308,7 +317,19 @@ def test_thread_start_waits_for_the_new_thread_then_for_the_gil() -> None:
     t2_made = next(e.t for e in run.created() if e.task == "main.t2")
     assert t2_made == t1_runs + interval + costs.thread_start_ns
     t1_turns = [start for start, end, _ in run.intervals("main.t1", "running") if end > start]
-    assert run.first("main.t2", "running").t < t1_turns[1]
+    t2_runs = run.first("main.t2", "running")
+    assert t2_runs.t < t1_turns[1]
+    # t1, woken as main gives the GIL up (CPython signals a waiter), was placed
+    # while main still ran: it waits for its own CPU, which t2 has taken, until
+    # t2's slice ends there, then finds the GIL taken and waits again.
+    woken = next(
+        e for e in run.states("main.t1") if e.t == t2_made and e.state == "ready"
+    )  # fmt: skip
+    ran = next(e for e in run.states("main.t1") if e.t > woken.t and e.state == "running")
+    assert ran.cpu == t2_runs.cpu
+    assert ran.t - t2_runs.t == run.scenario.machine.settings.linux_base_slice_ns
+    after = run.state_at("main.t1", ran.t)
+    assert after is not None and (after.state, after.reason) == ("blocked", "gil")
 
 
 def test_a_forced_gil_switch_wakes_the_taker_on_the_other_cpu() -> None:

@@ -118,3 +118,40 @@ def test_barrier_releases_all_when_the_last_party_arrives(parties: int) -> None:
         assert run.intervals(name, "blocked") == [(i * MS, last, "bar.wait")]
     assert run.intervals(names[-1], "blocked") == []
     assert {run.end_of(n).t for n in names} == {last + 1 * MS}
+
+
+def test_a_lock_waiter_woken_while_every_cpu_is_busy_waits_for_its_own() -> None:
+    # A lock's wake-up is a futex wake: the kernel places the waiter while its
+    # waker still runs. Here both CPUs are busy then (the holder, and the hog the
+    # waiter last shared a CPU with), so it waits in its own CPU's queue; the
+    # holder's CPU, idle from that instant as the holder sleeps, takes it only
+    # once it has not run for the balance delay.
+    run = run_text(f"""
+name: futex-wake
+{machine(2)}
+objects:
+  l: {{type: lock}}
+functions:
+  hog: [{{compute: 20ms}}]
+  holder: [{{acquire: l}}, {{compute: 3ms}}, {{release: l}}, {{sleep: 10ms}}]
+  waiter: [{{sleep: 1ms}}, {{acquire: l}}, {{compute: 1ms}}]
+main:
+  - spawn: {{name: holder, target: holder}}
+  - spawn: {{name: waiter, target: waiter}}
+  - spawn: {{name: hog, target: hog}}
+  - join: [holder, waiter, hog]
+""")
+    slice_ns = run.scenario.machine.settings.linux_base_slice_ns
+    # The waiter, back from its sleep, waits for the hog's slice to end, then
+    # blocks on the lock.
+    blocked = run.first("waiter", "blocked", "l.acquire")
+    assert blocked.t == slice_ns
+    shared = run.state_at("hog", slice_ns)
+    assert shared is not None and shared.state == "running"
+    holder_cpu = run.first("holder", "running").cpu
+    assert holder_cpu != shared.cpu
+    woken = next(e for e in run.states("waiter") if e.t == 3 * MS)
+    assert woken.state == "ready"
+    assert run.first("holder", "blocked", "sleep").t == 3 * MS
+    ran = next(e for e in run.states("waiter") if e.t > woken.t)
+    assert (ran.state, ran.t, ran.cpu) == ("running", slice_ns + 2 * MS, holder_cpu)

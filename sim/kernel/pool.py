@@ -88,13 +88,13 @@ class SimPool:
         self._worker_ids = 0
         self._payloads: dict[int, Chunk | None] = {}
         self._taskqueue: deque[Chunk | None] = deque()
-        self._taskqueue_waiters = WaitQueue(rt.env, rt.scheduler)
+        self._taskqueue_waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
         self._handler_wake = WaitQueue(rt.env, rt.scheduler)
         # CPython's change notifier is a queue: a notification sent while the
         # worker handler is busy (starting a replacement) waits for it.
         self._handler_notified = False
         self._result_wakes = 0  # results written since the worker handler's last turn
-        self._result_waiters = WaitQueue(rt.env, rt.scheduler)
+        self._result_waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
         self.inqueue = SimpleQueue(rt, f"{self.name}.inqueue", self._pool_tasks)
         self.outqueue = SimpleQueue(rt, f"{self.name}.outqueue", self._pool_tasks)
         self.inqueue.set_readers(self._pool_tasks)

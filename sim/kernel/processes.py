@@ -66,7 +66,7 @@ class Processes:
     ) -> SimProcess:
         proc = SimProcess(name, parent, daemon, priority, target, self.env.event())
         interval = self.scenario.machine.costs.gil_switch_interval_ns
-        proc.gil = Gil(self.scheduler, WaitQueue(self.env, self.scheduler), interval)
+        proc.gil = Gil(self.scheduler, WaitQueue(self.env, self.scheduler, futex=True), interval)
         return proc
 
     def _new_task(

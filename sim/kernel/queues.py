@@ -42,7 +42,7 @@ class Mutex:
     def __init__(self, rt: Runtime) -> None:
         self.env = rt.env
         self.owner: Task | None = None
-        self.waiters = WaitQueue(rt.env, rt.scheduler)
+        self.waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
 
     def try_acquire(self, task: Task) -> bool:
         """Take the lock if it is free: the common case, without a generator."""
@@ -120,11 +120,11 @@ class SimQueue:
         self.joinable = definition.joinable
         self.channel = Channel(rt.env, rt.scheduler, socket=False)
         self.free_slots: int | None = definition.maxsize if definition.maxsize > 0 else None
-        self.putters = WaitQueue(rt.env, rt.scheduler)
+        self.putters = WaitQueue(rt.env, rt.scheduler, futex=True)
         self.rlock = Mutex(rt)
         self.wlock = Mutex(rt)
         self.unfinished = 0
-        self.joiners = WaitQueue(rt.env, rt.scheduler)
+        self.joiners = WaitQueue(rt.env, rt.scheduler, futex=True)
         self.feeders: dict[int, Feeder] = {}
         rt.usage.declare(self._feeder_program, frozenset({("put", self.name)}))
         self._getters = rt.able_to(("get", self.name))
@@ -182,7 +182,7 @@ class SimQueue:
         if feeder is not None:
             return feeder
         rt = self.rt
-        feeder = Feeder(ConditionLock(rt), WaitQueue(rt.env, rt.scheduler))
+        feeder = Feeder(ConditionLock(rt), WaitQueue(rt.env, rt.scheduler, futex=True))
         self.feeders[id(proc)] = feeder
         feeder.task = rt.processes.new_thread(
             proc,

@@ -32,7 +32,7 @@ class SimLock:
         self.reentrant = reentrant
         self.owner: Task | None = None  # RLock: the owner; others: the last to acquire
         self.depth = 0
-        self.waiters = WaitQueue(rt.env, rt.scheduler)
+        self.waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
 
     def _holders(self) -> set[Task]:
         releasers = self.rt.able_to(("release", self.name))()
@@ -117,7 +117,7 @@ class SimEvent:
         self.rt = rt
         self.name = name
         self.flag = False
-        self.waiters = WaitQueue(rt.env, rt.scheduler)
+        self.waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
 
     def set(self, task: Task, op: p.SetEvent) -> Steps:
         yield from self.rt.scheduler.work(task, 0)
@@ -148,7 +148,7 @@ class SimCondition:
         self.rt = rt
         self.name = name
         self.lock = SimLock(rt, name, 1, None, reentrant=True)
-        self.waiters = WaitQueue(rt.env, rt.scheduler)
+        self.waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
 
     def _check_held(self, task: Task, what: str) -> None:
         if self.lock.owner is not task:
@@ -185,7 +185,7 @@ class SimBarrier:
         self.name = name
         self.parties = parties
         self.arrived = 0
-        self.waiters = WaitQueue(rt.env, rt.scheduler)
+        self.waiters = WaitQueue(rt.env, rt.scheduler, futex=True)
 
     def wait(self, task: Task, op: p.BarrierWait) -> Steps:
         yield from self.rt.scheduler.work(task, 0)

@@ -60,6 +60,8 @@ class Task:
         "cpu",
         "daemon",
         "ended",
+        "futex_waker",
+        "futex_woken_at",
         "handed_at",
         "handed_cpu",
         "in_timer",
@@ -116,6 +118,12 @@ class Task:
         # it took it from, which was still on that CPU as it woke this one.
         self.handed_at = -1
         self.handed_cpu: int | None = None
+        # When a futex wake (a lock, the GIL) made it ready, and by which
+        # program: the kernel placed it then, while its waker still ran, so the
+        # CPU its waker leaves at that instant was not idle for it (see
+        # Scheduler._may_run_on).
+        self.futex_woken_at = -1
+        self.futex_waker: simpy.Process | None = None
         self.wake: simpy.Event | None = None
         self.sim_process: simpy.Process | None = None
         self.ended = ended  # succeeds when the task has terminated

@@ -18,9 +18,13 @@ TIMED_OUT = object()
 
 
 class WaitQueue:
-    def __init__(self, env: Clock, scheduler: Scheduler) -> None:
+    def __init__(self, env: Clock, scheduler: Scheduler, futex: bool = False) -> None:
         self.env = env
         self.scheduler = scheduler
+        # A futex wait (a lock, a condition, the GIL): the kernel places a
+        # woken task at once, while its waker runs (a pipe's wake-up is a sync
+        # one instead, which may take the waker's CPU as it leaves).
+        self.futex = futex
         # Read by hot paths to skip a wake when nobody waits (`if q.waiting:`);
         # changed only here.
         self.waiting: deque[tuple[Task, simpy.Event]] = deque()
@@ -64,6 +68,8 @@ class WaitQueue:
             # A task killed this instant is still queued until its interrupt is
             # handled: it must not be handed what it waited for (a GIL, a lock).
             if task.alive and self.env.fire(event, True):
+                if self.futex:
+                    self._placed_now(task)
                 return task
         return None
 
@@ -72,8 +78,14 @@ class WaitQueue:
         for entry in self.waiting:
             if entry[0] is task:
                 self.waiting.remove(entry)
+                if self.futex:
+                    self._placed_now(task)
                 return task.alive and self.env.fire(entry[1], True)
         return False
+
+    def _placed_now(self, task: Task) -> None:
+        task.futex_woken_at = self.env.now
+        task.futex_waker = self.env.active_process
 
     def wake_all(self) -> None:
         while self.wake_one() is not None:
