@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from sim.real import trace_program
-from sim.trace import JobEvent, MessageEvent, OutputEvent, TaskCreated, WarningEvent
+from sim.trace import (
+    JobEvent,
+    MessageEvent,
+    OutputEvent,
+    TaskCreated,
+    WarningEvent,
+)
 from tests.real_checks import kernel_missing, load_checked, stray_children, terminations
 
 pytestmark = pytest.mark.real
@@ -85,3 +91,19 @@ def test_names_and_exit_codes_under_every_start_method(method: str, tmp_path: Pa
         f"main.pool.{r}" for r in ("worker_handler", "task_handler", "result_handler")
     }
     assert stray_children() == []
+
+
+def test_pool_workers_forked_inside_pool_record_their_own_objects(tmp_path: Path) -> None:
+    # Pool() forks its workers from inside a probe of its own, whose state the
+    # workers inherit with the fork and must not keep: a Pipe a worker makes
+    # is the program's, named and recorded.
+    out = tmp_path / "pool_pipe.jsonl"
+    result = trace_program([sys.executable, str(PROGRAMS / "pool_pipe_program.py")], out,
+                           kernel="off", timeout_s=60)  # fmt: skip
+    assert result.exit_code == 0
+    trace = load_checked(out)
+    workers = {e.task for e in trace.events if isinstance(e, TaskCreated) and e.kind == "worker"}
+    assert len(workers) == 2
+    talks = {(e.task, e.op, e.obj) for e in trace.events if isinstance(e, MessageEvent)}
+    calls = (("send", "here"), ("recv", "there"))
+    assert talks == {(worker, op, end) for worker in workers for op, end in calls}

@@ -85,7 +85,12 @@ _ASSIGN = r"\s*((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)"
 _WITH_AS = r".*\bas\s+([A-Za-z_]\w*)\s*[:,)]"
 _patterns: list[re.Pattern[str]] = []  # _ASSIGN and _WITH_AS, once compiled
 PIPE_BUF = 4096
-_STARTED = "_procsim_started"  # on a Process: "t<TAB>tid" of its start() call
+# On a Process, set by its start() for its first record (P): "<TAB>child<TAB>
+# name<TAB>daemon<TAB>t<TAB>tid" (t and tid: the start() call's); and, only if
+# the starting thread was inside a probe then, _RESET: the child resets its
+# thread state (each write a fork child makes costs it a copy-on-write fault).
+_STARTED = "_procsim_started"
+_RESET = "_procsim_reset"
 _HANDLERS = ("_handle_workers", "_handle_tasks", "_handle_results")
 
 
@@ -593,8 +598,16 @@ def _wrap_start(orig: Any) -> Any:
         # says it. The parent records nothing here, as each page it writes
         # between two forks costs it a copy-on-write fault: a record cost
         # ~50 µs a start. It records the start (S) only for a child that may
-        # have ended before its P (see _collected).
-        self.__dict__[_STARTED] = f"{_now()}\t{threading.get_native_id()}"
+        # have ended before its P (see _collected). The rest of P is formatted
+        # here too: in the child, each object made costs a fault.
+        attrs = self.__dict__
+        attrs[_STARTED] = (
+            f"\tchild\t{escape(self.name)}\t{1 if self.daemon else 0}"
+            f"\t{_now()}\t{threading.get_native_id()}"
+        )
+        depth: int = getattr(_tls, "depth", 0)
+        if depth or _inside() or getattr(_tls, "partial", ""):
+            attrs[_RESET] = True
         orig(self)
 
     return start
@@ -604,13 +617,14 @@ def _wrap_bootstrap(orig: Any) -> Any:
     def _bootstrap(self: Any, parent_sentinel: Any = None) -> int:
         # A fork child's first Python code after the fork: each page it first
         # writes costs it a copy-on-write fault, so this calls as little as it can.
-        _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
+        attrs = self.__dict__
+        if _RESET in attrs:  # its parent's thread was inside a probe as it forked
+            _tls.depth, _tls.inside, _tls.partial = 0, "", ""  # _reset_thread_state()
         assert _rec is not None
-        daemon = 1 if self.daemon else 0
-        started = self.__dict__.get(_STARTED, "\t")
-        _rec.begin_task(
-            f"P\t{os.getpid()}\t{os.getppid()}\tchild\t{escape(self.name)}\t{daemon}\t{started}"
-        )
+        started = attrs.get(_STARTED)
+        if started is None:  # not started through the probed start()
+            started = f"\tchild\t{escape(self.name)}\t{1 if self.daemon else 0}\t\t"
+        _rec.begin_task(f"P\t{os.getpid()}\t{os.getppid()}{started}")
         cause = ["exception"]
         run = self.run
 
@@ -662,7 +676,7 @@ def _collected(popen: Any, code: int) -> None:
         # the poll. A copy: another thread may start a process meanwhile.
         for proc in tuple(getattr(mp_process, "_children", ())):
             if proc._popen is popen and _STARTED in proc.__dict__:
-                t, tid = proc.__dict__[_STARTED].split("\t")
+                t, tid = proc.__dict__[_STARTED].rsplit("\t", 2)[1:]
                 method = getattr(popen, "method", "")
                 _emit_at(int(t), "S", popen.pid, escape(proc.name), int(proc.daemon), method, tid)
                 break
