@@ -287,11 +287,13 @@ def test_gil_threads_alternate_every_switch_interval() -> None:
     # While one runs, the other waits for the GIL, blocked, except that t1,
     # woken as main's start() of t2 gives the GIL up, waits behind t2 in its
     # CPU's queue until t2's slice ends (see the next test).
-    for start, end, holder in turns:
+    for i, (start, end, holder) in enumerate(turns):
         other = threads[1 - threads.index(holder)]
         waiting = run.state_at(other, (start + end) // 2)
         if waiting is not None and waiting.state != "terminated":
             assert (waiting.state, waiting.reason) == ("blocked", "gil"), (start, other)
+            if i != 1:  # t2's first turn
+                assert all(e.t in (start, end) for e in run.states(other) if start <= e.t <= end)
     # Together they take as long as one thread doing both halves, after main has
     # started them (its first thread start costs more); main's join of t1, which
     # waited, returns once t2 has left the GIL; then the main process shuts down.

@@ -202,18 +202,17 @@ class Scheduler:
         a CPU for a task only as it wakes."""
         if task.handed_at == now and task.handed_cpu == index and len(self._idle) > 1:
             return False  # another idle CPU takes it (see Gil.release)
-        cpu = self.cpus[index]
-        if (
-            task.futex_woken_at == now
-            and task.last_cpu != index
-            and cpu.idle_since == now
-            and cpu.last is not None
-            and cpu.last.sim_process is task.futex_waker
-            and now - task.left_at < self._balance_delay
-        ):
-            # Its waker's, freed after the wake, so busy when the task was
-            # placed; going idle, that CPU does not pull a cache-hot task.
-            return False
+        if task.futex_woken_at == now and task.last_cpu != index:
+            cpu = self.cpus[index]
+            if (
+                cpu.idle_since == now
+                and cpu.last is not None
+                and cpu.last.sim_process is task.futex_waker
+                and now - task.left_at < self._balance_delay
+            ):
+                # Its waker's, freed after the wake, so busy when the task was
+                # placed; going idle, that CPU does not pull a cache-hot task.
+                return False
         return (
             task.last_cpu is None
             or task.last_cpu == index
