@@ -104,6 +104,7 @@ def test_pool_workers_forked_inside_pool_record_their_own_objects(tmp_path: Path
     trace = load_checked(out)
     workers = {e.task for e in trace.events if isinstance(e, TaskCreated) and e.kind == "worker"}
     assert len(workers) == 2
-    talks = {(e.task, e.op, e.obj) for e in trace.events if isinstance(e, MessageEvent)}
-    calls = (("send", "here"), ("recv", "there"))
-    assert talks == {(worker, op, end) for worker in workers for op, end in calls}
+    # Which worker runs which of the two jobs is the kernel's choice.
+    talks = sorted((e.op, e.obj) for e in trace.events if isinstance(e, MessageEvent))
+    assert talks == [("recv", "there")] * 2 + [("send", "here")] * 2
+    assert {e.task for e in trace.events if isinstance(e, MessageEvent)} <= workers
