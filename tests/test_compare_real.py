@@ -48,9 +48,10 @@ def _explain(report: object) -> str:
 TIMING_GAPS = {
     "reference_pool_apply_async": (
         "known timing gap (issue 5): the real runs' median moves between 490 and 890 ms "
-        "with the host's speed (the model's: 620 ms); main's running time, for real "
-        "135-195 ms against the model's 107, and the tasks' waiting in the queue "
-        "(median 244 ms in the model, 200-450 for real) can fall outside the band"
+        "with the host's speed (the model's: 622 ms); the workers' running and ready "
+        "times (model 286 and 646 ms, for real 199-290 and 394-614 ms over the runs of "
+        "2026-11-27), main's running time and the tasks' waiting in the queue can fall "
+        "outside the band"
     ),
 }
 
