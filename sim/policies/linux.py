@@ -9,10 +9,14 @@ virtual runtime; a waking task is placed no further back than half a base slice
 behind that minimum (it cannot bank credit for sleeping); a waking task preempts
 a running one whose virtual runtime is ahead of it by more than a base slice.
 
-Where it departs from the kernel: one global run queue instead of per-CPU queues
-with load balancing and migration costs; no EEVDF eligibility/lag or deadlines, no
-cgroup hierarchy, no tick granularity (slices end exactly), and `priority` in a
-scenario is read as the nice value (-20..19).
+Where it departs from the kernel: the ready tasks are in one heap, from which
+the scheduler takes a task only for a CPU it may run on (its last one, or any
+once it has not run for the balance delay: `Scheduler._may_run_on`), with no
+migration costs; the wake-up preemption margin is CFS's, not EEVDF's
+eligibility, lag and deadlines (docs/model.md measures the difference); no
+cgroup hierarchy; and `priority` in a scenario is read as the nice value
+(-20..19). The scheduler, not this policy, notices a slice's end at the tick
+for work that does not read its CPU clock.
 """
 
 from __future__ import annotations
