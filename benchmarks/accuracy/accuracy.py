@@ -249,7 +249,7 @@ def measure(r: Recorded) -> Row:
         lived = [sum(t) for t in zip(running, ready, blocked, strict=True)]
         cpu_bound |= statistics.median(running) >= 0.5 * statistics.median(lived)
     error = _error(sim.span_ns, spans)
-    steal = [host_steal_share(real.header.notes) for real in reals]
+    steal = [_host_steal_share(real.header.notes) for real in reals]
     return Row(
         scenario=r.path.stem,
         sim_ms=sim.span_ns / 1e6,
@@ -277,7 +277,7 @@ def measure(r: Recorded) -> Row:
     )
 
 
-def host_steal_share(notes: dict[str, Any]) -> float | None:
+def _host_steal_share(notes: dict[str, Any]) -> float | None:
     steal = notes.get("host_steal")
     return host_steal.least_share(steal) if isinstance(steal, dict) else None
 

@@ -71,9 +71,9 @@ class Gil:
         self.drop_requested = False
         heir, self.heir = self.heir, None
         if heir is not None and heir.alive:
-            # The new thread runs at once and takes the GIL; the waiter CPython's
-            # release signals finds it taken and waits again.
-            self.waiters.wake(heir)
+            # The new thread (made this instant: it has not asked for the GIL
+            # yet) runs at once and takes it; the waiter CPython's release
+            # signals finds it taken and waits again.
             self.holder = heir
             self.hot = None
             self.waiters.wake_one()
