@@ -56,13 +56,35 @@ TIMING_GAPS = {
 }
 
 
+def _taken_by_the_host(paths: list[Path]) -> list[str]:
+    """The real runs the host surely took CPU time from (steal), as their
+    trace headers say."""
+    from sim.real import host_steal
+    from sim.trace import read_trace
+
+    taken = []
+    for i, path in enumerate(paths, start=1):
+        what = host_steal.disturbance(read_trace(path).header.notes)
+        if what is not None:
+            taken.append(f"real {i}: {what}")
+    return taken
+
+
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_scenario_agrees_with_real_runs(path: Path, tmp_path: Path) -> None:
     from sim.compare_runs import compare_scenario
 
     scenario = load_scenario(path)
-    report, recorded = compare_scenario(scenario, tmp_path, RUNS, kernel="auto")
+    report, recorded = compare_scenario(scenario, tmp_path / "first", RUNS, kernel="auto")
     assert len(recorded.real_paths) == RUNS
+    if report.level("timing").status == "fail":
+        # The model has no host to lose CPU time to: timing measured while the
+        # host took some says nothing about it. The runs are made once more.
+        taken = _taken_by_the_host(recorded.real_paths)
+        if taken:
+            print("timing failed while the host took CPU time; runs made again:", *taken)
+            report, recorded = compare_scenario(scenario, tmp_path / "again", RUNS, kernel="auto")
+            assert len(recorded.real_paths) == RUNS
     for level in report.levels:
         if level.level in scenario.compare.skip:
             assert level.status == "skipped" and level.why == scenario.compare.why
