@@ -3,8 +3,10 @@ real (kernel tracing when available), must pass all three comparison levels —
 or say in its file which level its nature makes meaningless.
 
 Each scenario runs 3 times for real (the CLI's default is 5): enough for a
-band, and the whole file stays within a few minutes on two cores. Skips, with
-the reason, when the real runner cannot be imported.
+band, and the whole file stays within a few minutes on two cores; once more
+if its timing fails while the host (the machine is a virtual one) took CPU
+time from those runs. Skips, with the reason, when the real runner cannot be
+imported.
 """
 
 from __future__ import annotations
